@@ -81,3 +81,22 @@ def bucket_settings(s3_server: EmbeddedS3) -> Settings:
 @pytest.fixture
 def store(bucket_settings: Settings) -> Store:
     return Store(bucket_settings.s3)
+
+
+# --- fake upstream hub (tests/fakehub) ---------------------------------------------------------------
+FAKEHUB_LARGE_SIZE = 40 * 1024 * 1024  # LARGE_MODEL's file: > 2 multipart parts, yet quick on loopback
+
+
+@pytest.fixture(scope="session")
+def fakehub():
+    """The fake HF Hub + CDN subprocess, shared by the session (call `.reset()` after changing faults).
+
+    Generated bodies are cached in HUBMIRROR_FAKEHUB_DATA (default ~/.cache/hubmirror-fakehub) so
+    later sessions start in about a second; commits made by tests live only in the subprocess.
+    """
+    from tests.fakehub.server import start_fakehub
+
+    data = Path(os.environ.get("HUBMIRROR_FAKEHUB_DATA", Path.home() / ".cache" / "hubmirror-fakehub"))
+    handle = start_fakehub(data, large_size=FAKEHUB_LARGE_SIZE)
+    yield handle
+    handle.stop()
