@@ -90,6 +90,8 @@ class TransferSettings(_Section):
     allowed_redirect_hosts: list[str] = Field(default_factory=lambda: list(DEFAULT_ALLOWED_HOSTS))
     timeout: float = Field(default=60, gt=0)
     max_retries: int = Field(default=5, ge=0, le=50)
+    backoff_base: float = Field(default=1.0, gt=0, description="first wait after a 5xx/network error, doubling")
+    max_wait: float = Field(default=60, gt=0, description="cap on one backoff or Retry-After wait, seconds")
 
 
 class RetentionSettings(_Section):

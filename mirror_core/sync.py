@@ -1,0 +1,434 @@
+"""Sync one repo from the upstream into the bucket (ARCHITECTURE.md invariants 1-5).
+
+Per wanted revision: resolve it to a commit sha (one `refs` call covers every revision); if the
+published ref already points there and its manifest exists, stop. Otherwise list the commit's
+tree, fetch only the bodies the bucket lacks (each verified before it becomes visible), write the
+immutable `commits/<sha>.json`, and publish every moved ref with ONE put of `refs.json`, after an
+optimistic check that nobody else changed it meanwhile. A crash anywhere before that put leaves
+the old state readable; the next run finds the uploaded bodies and finishes the job.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from huggingface_hub.utils import filter_repo_objects
+from rich.progress import Progress, TaskID
+
+from mirror_core.errors import (
+    ConflictError,
+    GatedRepoError,
+    HubmirrorError,
+    UpstreamAuthError,
+    UpstreamNotFoundError,
+)
+from mirror_core.layout import RepoRef, commit_key, is_commit_sha, refs_key, validate_revision
+from mirror_core.manifest import CommitManifest, DirEntry, FileEntry, LfsInfo, Refs, hf_date, ref_kind
+from mirror_core.reports import new_run_id, repo_run_id, write_run_report
+from mirror_core.settings import Settings
+from mirror_core.store import Store
+from mirror_core.transfer import FetchResult, Transfer
+from mirror_core.upstream import Upstream, UpstreamFile
+
+DEFAULT_REVISIONS = ["main"]
+# Repo info fields that change without a commit (counters, scores) or only make sense upstream.
+VOLATILE_INFO_FIELDS = frozenset({
+    "downloads", "downloadsAllTime", "likes", "trendingScore", "spaces", "usedStorage", "inference",
+    "inferenceProviderMapping", "securityRepoStatus", "resourceGroup", "xetEnabled", "childrenModelCount",
+})
+_GLOB_CHARS = frozenset("*?[")
+
+
+@dataclass
+class RepoSyncResult:
+    """What one sync of one repo did. `ok` is False when any wanted revision could not be published."""
+
+    repo: RepoRef
+    ok: bool = True
+    revisions: dict[str, str] = field(default_factory=dict)  # ref name (or sha) -> published commit sha
+    files: int = 0  # files listed by the manifests of the synced commits
+    files_fetched: int = 0
+    files_reused: int = 0
+    bytes_fetched: int = 0
+    bytes_reused: int = 0
+    skipped: bool = False  # every wanted revision was already current: nothing listed, nothing fetched
+    error: str | None = None
+    errors: list[str] = field(default_factory=list)  # one line per failure (file or revision)
+    metadata_calls: int = 0
+    seconds: float = 0.0
+    report_key: str | None = None
+
+    def fail(self, message: str) -> None:
+        self.ok = False
+        self.errors.append(message)
+        self.error = self.error or message
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["repo"] = str(self.repo)
+        data["repo_id"] = self.repo.repo_id
+        data["repo_type"] = self.repo.type
+        return data
+
+
+@dataclass(frozen=True)
+class Target:
+    """One revision to publish: a ref (kind, name) or a bare commit (kind None), and its sha."""
+
+    kind: str | None
+    name: str
+    sha: str
+
+
+def is_glob(revision: str) -> bool:
+    return any(c in _GLOB_CHARS for c in revision)
+
+
+def check_revisions(revisions: list[str] | None) -> list[str]:
+    """Validate wanted revisions (names, shas or fnmatch globs over branch and tag names)."""
+    revisions = list(revisions or DEFAULT_REVISIONS)
+    for revision in revisions:
+        if is_glob(revision):
+            validate_revision(revision.replace("*", "x").replace("?", "x").replace("[", "x").replace("]", "x"))
+        else:
+            validate_revision(revision)
+    return revisions
+
+
+def resolve_targets(repo: RepoRef, revisions: list[str], remote: dict[str, dict[str, str]] | None,
+                    result: RepoSyncResult) -> list[Target]:
+    """Map wanted revisions to (ref, sha) using the upstream's refs; unknown names become errors."""
+    targets: list[Target] = []
+    for revision in revisions:
+        if is_commit_sha(revision):
+            targets.append(Target(None, revision, revision))
+            continue
+        assert remote is not None
+        if is_glob(revision):
+            for kind in ("branches", "tags"):
+                targets += [Target(kind, name, sha) for name, sha in sorted(remote[kind].items())
+                            if fnmatch.fnmatchcase(name, revision)]
+            continue
+        if revision.startswith("refs/"):
+            kind, name = ref_kind(revision)
+            candidates = [(kind, name)]
+        else:
+            candidates = [("branches", revision), ("tags", revision)]
+        found = next(((kind, name) for kind, name in candidates if name in remote[kind]), None)
+        if found is None:
+            result.fail(f"{repo}: revision {revision!r} not found upstream (branches: "
+                        f"{', '.join(sorted(remote['branches'])) or 'none'}; tags: "
+                        f"{', '.join(sorted(remote['tags'])) or 'none'})")
+            continue
+        targets.append(Target(found[0], found[1], remote[found[0]][found[1]]))
+    if repo.type == "datasets" and remote is not None:
+        targets += [Target("converts", name, sha) for name, sha in sorted(remote["converts"].items())]
+    unique: dict[tuple[str | None, str], Target] = {}
+    for target in targets:
+        unique.setdefault((target.kind, target.name), target)
+    return list(unique.values())
+
+
+def trim_info(info: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in info.items() if k not in VOLATILE_INFO_FIELDS}
+
+
+def read_refs(store: Store, repo: RepoRef) -> tuple[Refs | None, bytes | None]:
+    """The published refs.json (parsed) and its exact bytes, for the optimistic check at publish time."""
+    raw = store.get_bytes(refs_key(repo))
+    return (Refs.from_json(raw) if raw is not None else None), raw
+
+
+def publish_refs(store: Store, repo: RepoRef, refs: Refs, expected: bytes | None) -> None:
+    """Flip refs.json in one put, unless someone else published since we read it (single writer)."""
+    now = store.get_bytes(refs_key(repo))
+    if now != expected:
+        raise ConflictError(
+            f"{refs_key(repo)} changed while {repo} was syncing (another sync of the same repo?); "
+            "nothing was published by this run, run it again"
+        )
+    store.put_bytes(refs_key(repo), refs.to_json(), "application/json")
+
+
+class _Progress:
+    """Thread-safe adapter over an optional rich Progress: one bar per repo, one per large download."""
+
+    def __init__(self, progress: Progress | None, label: str) -> None:
+        self.progress = progress
+        self.label = label
+        self.repo_task: TaskID | None = None
+
+    def start(self, total: int) -> None:
+        if self.progress is not None:
+            self.repo_task = self.progress.add_task(self.label, total=total)
+
+    def done_bytes(self, n: int) -> None:
+        if self.progress is not None and self.repo_task is not None:
+            self.progress.update(self.repo_task, advance=n)
+
+    def file(self, path: str, size: int) -> tuple[Callable[[int], None], Callable[[], None]]:
+        if self.progress is None:
+            return (lambda n: None), (lambda: None)
+        task = self.progress.add_task(f"  {path}", total=size) if size >= 8 * 1024**2 else None
+
+        def advance(n: int) -> None:
+            if task is not None:
+                self.progress.update(task, advance=n)
+            self.done_bytes(n)
+
+        def finish() -> None:
+            if task is not None:
+                self.progress.remove_task(task)
+
+        return advance, finish
+
+    def stop(self) -> None:
+        if self.progress is not None and self.repo_task is not None:
+            self.progress.remove_task(self.repo_task)
+
+
+class RepoSync:
+    """The state of one sync_repo call (kept on an object so each step stays small)."""
+
+    def __init__(self, settings: Settings, store: Store, upstream: Upstream, repo: RepoRef,
+                 result: RepoSyncResult, allow_patterns: list[str] | None, ignore_patterns: list[str] | None,
+                 progress: _Progress) -> None:
+        self.settings, self.store, self.upstream, self.repo = settings, store, upstream, repo
+        self.result = result
+        self.allow_patterns, self.ignore_patterns = allow_patterns, ignore_patterns
+        self.progress = progress
+        self.known_sha256: dict[str, str] = {}  # git oid -> sha256, from manifests already published
+        self._lock = threading.Lock()
+
+    def learn(self, manifest: CommitManifest) -> None:
+        for entry in manifest.files:
+            if entry.lfs is None:
+                self.known_sha256[entry.oid] = entry.sha256
+
+    def learn_published(self, refs: Refs | None) -> None:
+        """Index regular files' sha256 by oid from the published manifests, so unchanged bodies need no GET."""
+        for sha in sorted(refs.all_shas()) if refs else []:
+            raw = self.store.get_bytes(commit_key(self.repo, sha))
+            if raw is not None:
+                self.learn(CommitManifest.from_json(raw))
+
+    def build_manifest(self, sha: str) -> CommitManifest | None:
+        """List the commit upstream, make sure every body is stored and verified, write the manifest."""
+        info = trim_info(self.upstream.repo_info(self.repo, sha))
+        files, dirs = self.upstream.tree(self.repo, sha)
+        commits = self.upstream.commits(self.repo, sha)
+        files = list(filter_repo_objects(files, allow_patterns=self.allow_patterns,
+                                         ignore_patterns=self.ignore_patterns, key=lambda f: f.path))
+        if self.allow_patterns or self.ignore_patterns:
+            kept = {p for f in files for p in _parents(f.path)}
+            dirs = [d for d in dirs if d.path in kept]
+        sha256s = self.fetch_all(sha, files)
+        if sha256s is None:
+            return None
+        manifest = CommitManifest(
+            repo_type=self.repo.type, repo_id=self.repo.repo_id, sha=sha, info=info, commits=commits,
+            files=[_file_entry(f, sha256s[_content_key(f)]) for f in sorted(files, key=lambda f: f.path)],
+            directories=[DirEntry(path=d.path, oid=d.oid) for d in sorted(dirs, key=lambda d: d.path)],
+            upstream=self.settings.upstream_url,
+        )
+        key = commit_key(self.repo, sha)
+        if self.store.stat(key) is None:
+            self.store.put_bytes(key, manifest.to_json(), "application/json")
+        self.learn(manifest)
+        return manifest
+
+    def fetch_all(self, sha: str, files: list[UpstreamFile]) -> dict[tuple[str, str], str] | None:
+        """Fetch every distinct body (by content) in parallel; sha256 by content key, or None on any failure."""
+        unique: dict[tuple[str, str], UpstreamFile] = {}
+        for f in files:
+            unique.setdefault(_content_key(f), f)
+        self.progress.start(sum(f.size for f in unique.values()))
+        done: dict[tuple[str, str], str] = {}
+        failed = False
+        transfer = Transfer(self.settings, self.store, self.upstream)
+
+        def one(key: tuple[str, str], f: UpstreamFile) -> None:
+            nonlocal failed
+            advance, finish = self.progress.file(f.path, f.size)
+            try:
+                got = transfer.fetch(self.repo, sha, f, known_sha256=self.known_sha256.get(f.oid), on_bytes=advance)
+            except HubmirrorError as exc:
+                with self._lock:
+                    failed = True
+                    self.result.fail(f"{self.repo}@{sha[:12]}: {f.path}: {exc}")
+                if isinstance(exc, UpstreamAuthError) and not isinstance(exc, GatedRepoError):
+                    raise
+                return
+            finally:
+                finish()
+            self.count(got)
+            if got.reused:
+                self.progress.done_bytes(got.size)
+            with self._lock:
+                done[key] = got.sha256
+
+        try:
+            with ThreadPoolExecutor(self.settings.transfer.concurrency, thread_name_prefix="hubmirror-file") as pool:
+                futures = [pool.submit(one, key, f) for key, f in unique.items()]
+                for future in futures:
+                    future.result()
+        finally:
+            transfer.close()
+            self.progress.stop()
+        return None if failed else done
+
+    def count(self, got: FetchResult) -> None:
+        with self._lock:
+            if got.reused:
+                self.result.files_reused += 1
+                self.result.bytes_reused += got.size
+            else:
+                self.result.files_fetched += 1
+                self.result.bytes_fetched += got.bytes_fetched
+
+
+def _parents(path: str) -> list[str]:
+    parts = path.split("/")[:-1]
+    return ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
+def _content_key(f: UpstreamFile) -> tuple[str, str]:
+    return ("sha256", f.lfs_sha256) if f.lfs_sha256 else ("oid", f.oid)
+
+
+def _file_entry(f: UpstreamFile, sha256: str) -> FileEntry:
+    lfs = LfsInfo(pointer_size=f.pointer_size or 0) if f.lfs_sha256 else None
+    return FileEntry(path=f.path, size=f.size, sha256=sha256, oid=f.oid, lfs=lfs)
+
+
+def sync_repo(settings: Settings, repo: RepoRef, revisions: list[str] | None = None, *,
+              allow_patterns: list[str] | None = None, ignore_patterns: list[str] | None = None,
+              force: bool = False, run_id: str | None = None, progress: Progress | None = None,
+              write_report: bool = True, store: Store | None = None,
+              upstream: Upstream | None = None) -> RepoSyncResult:
+    """Mirror the wanted revisions (default `main`; names, shas or globs) of one repo.
+
+    Raises only for invalid input (InvalidInputError) and for UpstreamAuthError when the upstream
+    refuses the service token itself (every further repo would fail the same way, so Airflow should
+    fail fast); every other failure (gated or missing repo, network, S3, a body that fails its hash,
+    a concurrent publish) is recorded in `.error`/`.errors` with `.ok = False`, and nothing
+    unverified is published. A run report is written under state/runs/ unless `write_report=False`
+    (the CLI writes one report for all repos instead).
+    """
+    revisions = check_revisions(revisions)
+    started = time.monotonic()
+    started_at = datetime.now(UTC)
+    result = RepoSyncResult(repo=repo)
+    store = store or Store(settings.s3)
+    upstream = upstream or Upstream(settings)
+    calls_before = upstream.calls
+    auth_error: UpstreamAuthError | None = None
+    try:
+        _sync(settings, store, upstream, repo, revisions, result, allow_patterns, ignore_patterns, force,
+              _Progress(progress, str(repo)))
+    except UpstreamAuthError as exc:
+        result.fail(_about(repo, exc))
+        if not isinstance(exc, GatedRepoError):
+            auth_error = exc
+    except (HubmirrorError, OSError) as exc:
+        result.fail(_about(repo, exc))
+    except ValueError as exc:  # pydantic: the upstream listed something a manifest cannot hold
+        result.fail(f"{repo}: the upstream sent data the mirror cannot store ({exc}); nothing was published")
+    result.metadata_calls = upstream.calls - calls_before
+    result.seconds = round(time.monotonic() - started, 3)
+    if write_report:
+        try:
+            result.report_key = write_run_report(
+                store, "sync", repo_run_id(run_id, repo) if run_id else new_run_id("sync"),
+                {"started_at": hf_date(started_at), "ok": result.ok, "repos": [result.to_dict()],
+                 **totals([result])})
+        except HubmirrorError as exc:
+            result.fail(f"{repo}: run report not written: {exc}")
+    if auth_error is not None:
+        raise auth_error
+    return result
+
+
+def _about(repo: RepoRef, exc: BaseException) -> str:
+    """An error line that names the repo once."""
+    return str(exc) if str(repo) in str(exc) else f"{repo}: {exc}"
+
+
+def totals(results: list[RepoSyncResult]) -> dict[str, Any]:
+    return {
+        "files_fetched": sum(r.files_fetched for r in results),
+        "files_reused": sum(r.files_reused for r in results),
+        "bytes_fetched": sum(r.bytes_fetched for r in results),
+        "bytes_reused": sum(r.bytes_reused for r in results),
+        "errors": [e for r in results for e in r.errors],
+    }
+
+
+def _sync(settings: Settings, store: Store, upstream: Upstream, repo: RepoRef, revisions: list[str],
+          result: RepoSyncResult, allow_patterns: list[str] | None, ignore_patterns: list[str] | None,
+          force: bool, progress: _Progress) -> None:
+    store.ensure_bucket()
+    current, current_raw = read_refs(store, repo)
+    remote = None
+    if not all(is_commit_sha(r) for r in revisions):
+        remote = upstream.refs(repo, include_prs=any(r.startswith("refs/pr/") for r in revisions))
+    targets = resolve_targets(repo, revisions, remote, result)
+    if not targets:
+        if result.ok:
+            raise UpstreamNotFoundError(f"{repo}: no upstream revision matches {revisions}")
+        return
+
+    state = RepoSync(settings, store, upstream, repo, result, allow_patterns, ignore_patterns, progress)
+    published: dict[str, CommitManifest | None] = {}  # sha -> manifest (None: present, not read)
+    failed: set[str] = set()
+    all_current = not force and all(
+        target.kind is None or (current is not None and getattr(current, target.kind).get(target.name) == target.sha)
+        for target in targets)
+    for target in targets:
+        sha = target.sha
+        if sha in published or sha in failed:
+            continue
+        if not force and store.stat(commit_key(repo, sha)) is not None:
+            published[sha] = None
+            continue
+        all_current = False
+        if not state.known_sha256:
+            state.learn_published(current)
+        manifest = state.build_manifest(sha)
+        if manifest is None:
+            failed.add(sha)
+        else:
+            published[sha] = manifest
+
+    for target in targets:
+        if target.sha in published:
+            result.revisions[target.name] = target.sha
+    for sha, manifest in published.items():
+        if manifest is None:
+            raw = store.get_bytes(commit_key(repo, sha))
+            manifest = CommitManifest.from_json(raw) if raw is not None else None
+        result.files += len(manifest.files) if manifest else 0
+
+    refs = current or Refs(upstream=settings.upstream_url)
+    before = _tables(refs)
+    for target in targets:
+        if target.kind is not None and target.sha in published:
+            refs = refs.with_ref(target.kind, target.name, target.sha)
+    for name, sha in sorted((remote or {}).get("tags", {}).items()):
+        if sha in published or sha in (current.all_shas() if current else set()):
+            refs = refs.with_ref("tags", name, sha)
+    if _tables(refs) != before:
+        refs = refs.model_copy(update={"upstream": settings.upstream_url, "updated_at": datetime.now(UTC)})
+        publish_refs(store, repo, refs, current_raw)
+    result.skipped = all_current and not failed and result.ok
+
+
+def _tables(refs: Refs) -> tuple[dict[str, str], ...]:
+    return refs.branches, refs.tags, refs.converts, refs.pull_requests

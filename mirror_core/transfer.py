@@ -1,0 +1,748 @@
+"""Transfer engines: the only way a file body enters the bucket, always verified before it is visible.
+
+A body is fetched through the upstream's `resolve/<sha>/<path>` URL. Redirects are followed by
+hand, only to allowed hosts, and the token goes only to the upstream's own origin (never to a CDN).
+Bodies whose sha256 the upstream publishes (LFS) are multipart-uploaded straight to their final
+`blob_key` while they stream in, and the upload is completed only if the streamed hash matches;
+otherwise it is aborted, so a wrong body never appears. Regular files are hashed (git blob sha1
+and sha256) before being put. Two engines:
+
+- `stream`: a few connections fetch part-sized ranges; each part is uploaded as soon as it arrives
+  while the parts are hashed in order, so download, hashing and upload overlap. A dropped
+  connection resumes its range with `Range` (re-resolving for a fresh signed URL); a server that
+  ignores Range gets one sequential stream instead. Memory is bounded by a process-wide pool of
+  part buffers, whatever the file size and however many files run at once; no temp files.
+- `hf_transfer`: parallel ranged download into a temp file (Rust; needs disk for the whole file),
+  then the same hash-gated parallel multipart upload from that file. Download and upload do not
+  overlap; if hf_transfer fails, the stream engine takes over.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import urljoin, urlsplit
+
+import urllib3
+from minio.datatypes import Part
+
+from mirror_core.errors import (
+    GatedRepoError,
+    HubmirrorError,
+    IntegrityError,
+    RateLimitedError,
+    RedirectNotAllowedError,
+    StorageError,
+    UpstreamAuthError,
+    UpstreamError,
+    UpstreamNotFoundError,
+)
+from mirror_core.hashing import BodyHasher
+from mirror_core.layout import RepoRef, blob_key, validate_path
+from mirror_core.settings import Settings
+from mirror_core.store import Store
+from mirror_core.upstream import RETRY_STATUSES, Upstream, retry_after_seconds
+
+CHUNK = 1024 * 1024
+MAX_REDIRECTS = 10
+UPLOAD_WORKERS = 4
+BUFFER_BUDGET = 128 * 1024**2  # part buffers held at once by the whole process, all files together
+RANGE_CONNECTIONS = 4  # parallel ranged GETs per large body (stream engine)
+INTEGRITY_ATTEMPTS = 2  # a body that fails its hash is fetched once more before the file fails
+_REDIRECTS = (301, 302, 303, 307, 308)
+
+
+class FileMeta(Protocol):
+    """What a body fetch needs: an upstream tree entry (UpstreamFile) or a manifest FileEntry."""
+
+    path: str
+    size: int
+    oid: str
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    sha256: str
+    size: int
+    bytes_fetched: int
+    reused: bool
+
+
+# -- hosts and redirects ------------------------------------------------------------------------
+
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or (443 if scheme == "https" else 80)
+
+
+def host_matches(url: str, pattern: str) -> bool:
+    """Does the URL's host match `host`, `host:port`, `*.suffix` or `*.suffix:port`?"""
+    _, host, port = _origin(url)
+    pattern = pattern.strip().lower()
+    want_port: int | None = None
+    head, sep, tail = pattern.rpartition(":")
+    if sep and tail.isdigit() and not head.endswith(":"):
+        pattern, want_port = head, int(tail)
+    pattern = pattern.strip("[]")
+    if want_port is not None and want_port != port:
+        return False
+    if pattern.startswith("*."):
+        return host.endswith(pattern[1:]) and len(host) > len(pattern) - 1
+    return bool(pattern) and host == pattern
+
+
+def redirect_allowed(target: str, upstream: str, allowed: list[str]) -> bool:
+    """The upstream's own origin is always allowed; other hosts only if listed."""
+    if _origin(target)[0] not in ("http", "https"):
+        return False
+    if _origin(target) == _origin(upstream):
+        return True
+    return any(host_matches(target, pattern) for pattern in allowed)
+
+
+def same_origin(a: str, b: str) -> bool:
+    return _origin(a) == _origin(b)
+
+
+# -- HTTP bodies --------------------------------------------------------------------------------
+
+class RangeNotSupported(UpstreamError):
+    """The server answered a ranged GET with the whole body."""
+
+
+class _Retry(Exception):
+    """A transient failure: wait (the server's Retry-After if it gave one) and try again."""
+
+    def __init__(self, message: str, retry_after: float | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.status = status
+
+
+class BodyClient:
+    """Opens body downloads through resolve URLs with the mirror's redirect, auth and retry rules."""
+
+    def __init__(self, settings: Settings, upstream: Upstream) -> None:
+        self.settings = settings
+        self.upstream = upstream
+        self.allowed = list(settings.transfer.allowed_redirect_hosts)
+        self.policy = upstream.policy
+        self.http = urllib3.PoolManager(
+            num_pools=8, maxsize=settings.transfer.concurrency * RANGE_CONNECTIONS + 4, retries=False,
+            timeout=urllib3.Timeout(connect=10, read=settings.transfer.timeout),
+        )
+
+    def _headers(self, url: str, start: int, end: int | None = None) -> dict[str, str]:
+        headers = {"Accept-Encoding": "identity", "User-Agent": "hubmirror"}
+        if self.upstream.token and same_origin(url, self.upstream.endpoint):
+            headers["Authorization"] = f"Bearer {self.upstream.token}"
+        if start or end is not None:
+            headers["Range"] = f"bytes={start}-{'' if end is None else end}"
+        return headers
+
+    def open(self, repo: RepoRef, sha: str, path: str, start: int = 0,
+             end: int | None = None) -> tuple[urllib3.BaseHTTPResponse, str]:
+        """GET the body from `start` (inclusive `end`), following allowed redirects; (response, final URL).
+
+        Raises _Retry for transient failures, an UpstreamError subclass for final ones.
+        """
+        url = self.upstream.resolve_url(repo, sha, path)
+        what = f"{repo}@{sha[:12]}/{path}"
+        for _ in range(MAX_REDIRECTS + 1):
+            try:
+                response = self.http.request("GET", url, headers=self._headers(url, start, end), redirect=False,
+                                             preload_content=False, decode_content=False)
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise _Retry(f"{what}: connection to {_origin(url)[1]} failed ({type(exc).__name__}: {exc})") from exc
+            status = response.status
+            if status in _REDIRECTS:
+                location = response.headers.get("location")
+                _discard(response)
+                if not location:
+                    raise UpstreamError(f"{what}: redirect {status} without a Location header")
+                target = urljoin(url, location)
+                if _origin(url)[0] == "https" and _origin(target)[0] != "https":
+                    raise RedirectNotAllowedError(f"{what}: refusing a redirect from https to {target.split('?')[0]}")
+                if not redirect_allowed(target, self.upstream.endpoint, self.allowed):
+                    raise RedirectNotAllowedError(
+                        f"{what}: the upstream redirected to {_origin(target)[1]}:{_origin(target)[2]}, which is not "
+                        "in transfer.allowed_redirect_hosts; add it there if you trust it"
+                    )
+                url = target
+                continue
+            if status in (200, 206):
+                return response, url
+            if status in (401, 403) and not same_origin(url, self.upstream.endpoint):
+                # A CDN refusing a signed URL (expired, clock skew): resolving again signs a fresh one.
+                _discard(response)
+                raise _Retry(f"{what}: {_origin(url)[1]} refused the signed URL ({status}); re-resolving", None,
+                             status)
+            raise _status_error(what, response)
+        raise UpstreamError(f"{what}: more than {MAX_REDIRECTS} redirects")
+
+    def final_url(self, repo: RepoRef, sha: str, path: str) -> tuple[str, dict[str, str]]:
+        """Where the body really lives, and the headers to GET it with (for engines that fetch it themselves)."""
+        response, url = self._with_retries(f"{repo}/{path}", lambda: self.open(repo, sha, path, 0, 0))
+        _drop(response, complete=False)
+        headers = self._headers(url, 0)
+        headers.pop("Range", None)
+        return url, headers
+
+    def _with_retries(self, what: str, fn: Callable[[], Any]) -> Any:
+        for attempt in range(self.policy.max_retries + 1):
+            try:
+                return fn()
+            except _Retry as exc:
+                if attempt >= self.policy.max_retries:
+                    raise _exhausted(what, exc, attempt + 1) from exc
+                self.policy.sleep(self.policy.delay(attempt, exc.retry_after))
+        raise AssertionError("unreachable")
+
+    def iter_body(self, repo: RepoRef, sha: str, path: str, size: int, start: int = 0,
+                  on_bytes: Callable[[int], None] | None = None, stop: int | None = None) -> Iterator[bytes]:
+        """The bytes [start, stop or size) of a body, resuming with Range after drops (re-resolving each
+        time, so an expired signed CDN URL is renewed). Yields exactly that many bytes, or raises.
+
+        With `stop` (a ranged part), a server that ignores Range raises RangeNotSupported so that the
+        caller can fall back to one sequential stream instead of downloading the body once per part.
+        """
+        stop = size if stop is None else stop
+        ranged = stop < size
+        pos = start
+        failures = 0
+        max_failures = self.policy.max_retries
+        what = f"{repo}@{sha[:12]}/{path}"
+        while pos < stop:
+            try:
+                response, _ = self.open(repo, sha, path, pos, stop - 1 if ranged else None)
+                try:
+                    if response.status == 200 and ranged:
+                        raise RangeNotSupported(f"{what}: the server ignores Range requests")
+                    skip = _range_skip(what, response, pos)
+                    for chunk in response.stream(CHUNK, decode_content=False):
+                        if skip:
+                            cut = min(skip, len(chunk))
+                            chunk, skip = chunk[cut:], skip - cut
+                            if not chunk:
+                                continue
+                        if pos + len(chunk) > stop:
+                            raise IntegrityError(f"{what}: the upstream sent more than the {stop - start} bytes "
+                                                 f"asked for (body of {size} bytes)")
+                        pos += len(chunk)
+                        failures = 0
+                        if on_bytes is not None:
+                            on_bytes(len(chunk))
+                        yield chunk
+                finally:
+                    _drop(response, complete=pos >= stop)
+                if pos < stop:
+                    raise _Retry(f"{what}: the connection ended at byte {pos} of {size}")
+            except _Retry as exc:
+                if failures >= max_failures:
+                    raise _exhausted(what, exc, failures + 1) from exc
+                self.policy.sleep(self.policy.delay(failures, exc.retry_after))
+                failures += 1
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                if failures >= max_failures:
+                    raise UpstreamError(f"{what}: download kept failing at byte {pos} of {size} "
+                                        f"({type(exc).__name__}: {exc})") from exc
+                self.policy.sleep(self.policy.delay(failures))
+                failures += 1
+
+    def close(self) -> None:
+        self.http.clear()
+
+
+def _discard(response: urllib3.BaseHTTPResponse) -> None:
+    """Done with a redirect or error answer: keep the connection if its body is small, else close it."""
+    length = response.headers.get("content-length", "")
+    _drop(response, complete=length.isdigit() and int(length) <= 64 * 1024)
+
+
+def _drop(response: urllib3.BaseHTTPResponse, complete: bool) -> None:
+    """Release a response; a body left unread is closed rather than drained (it may be gigabytes)."""
+    try:
+        if complete:
+            response.drain_conn()
+        else:
+            response.close()
+    except Exception:  # noqa: BLE001 - a connection we give up on may be broken; closing is enough
+        response.close()
+    response.release_conn()
+
+
+def _range_skip(what: str, response: urllib3.BaseHTTPResponse, pos: int) -> int:
+    """Bytes to drop from the start of the response so that it continues at `pos`."""
+    if response.status == 206:
+        content_range = response.headers.get("content-range", "")
+        try:
+            first = int(content_range.split()[1].split("-")[0])
+        except (IndexError, ValueError):
+            raise _Retry(f"{what}: unreadable Content-Range {content_range!r}") from None
+        if first > pos:
+            raise _Retry(f"{what}: asked for bytes from {pos}, got a range starting at {first}")
+        return pos - first
+    return pos  # 200: the server ignored Range and sends from byte 0
+
+
+def _status_error(what: str, response: urllib3.BaseHTTPResponse) -> Exception:
+    status = response.status
+    code = response.headers.get("x-error-code", "")
+    message = response.headers.get("x-error-message", "")
+    retry_after = retry_after_seconds(response.headers) if status == 429 else None
+    _discard(response)
+    detail = f"{status}{' ' + code if code else ''}{': ' + message if message else ''}"
+    if code == "GatedRepo":
+        return GatedRepoError(f"{what}: the repo is gated and the service token has no access ({detail})")
+    if code in ("RepoNotFound", "EntryNotFound", "RevisionNotFound") or status == 404:
+        return UpstreamNotFoundError(f"{what}: not found on the upstream ({detail})")
+    if status in (401, 403):
+        return UpstreamAuthError(f"{what}: the upstream refused the service token ({detail}); "
+                                 "check HUBMIRROR_UPSTREAM_TOKEN")
+    if status == 416:
+        return IntegrityError(f"{what}: the upstream's body is shorter than it announced ({detail})")
+    if status in RETRY_STATUSES:
+        return _Retry(f"{what}: upstream answered {detail}", retry_after, status)
+    return UpstreamError(f"{what}: upstream answered {detail}")
+
+
+def _exhausted(what: str, exc: _Retry, attempts: int) -> UpstreamError:
+    if exc.status == 429:
+        return RateLimitedError(f"{what}: still rate limited (429) after {attempts} attempts; "
+                                "lower transfer.concurrency or wait", exc.retry_after)
+    return UpstreamError(f"{what}: gave up after {attempts} attempts: {exc}")
+
+
+# -- bounded part buffers ------------------------------------------------------------------------
+
+class BufferPool:
+    """A fixed number of part-sized buffers shared by every transfer of the process (the memory cap)."""
+
+    def __init__(self, part_size: int, budget: int = BUFFER_BUDGET) -> None:
+        self.part_size = part_size
+        self.count = max(3, budget // part_size)
+        self._free: list[bytearray] = []
+        self._slots = threading.BoundedSemaphore(self.count)
+        self._lock = threading.Lock()
+        self.in_use = 0
+
+    def acquire(self, cancelled: Callable[[], bool]) -> bytearray:
+        while not self._slots.acquire(timeout=0.2):
+            if cancelled():
+                raise _Cancelled()
+        with self._lock:
+            self.in_use += 1
+            return self._free.pop() if self._free else bytearray(self.part_size)
+
+    def try_acquire(self) -> bytearray | None:
+        """A buffer if one is free right now, else None (for prefetching without blocking)."""
+        if not self._slots.acquire(blocking=False):
+            return None
+        with self._lock:
+            self.in_use += 1
+            return self._free.pop() if self._free else bytearray(self.part_size)
+
+    def release(self, buf: bytearray) -> None:
+        with self._lock:
+            self.in_use -= 1
+            self._free.append(buf)
+        self._slots.release()
+
+
+class _Cancelled(Exception):
+    pass
+
+
+_POOLS: dict[int, BufferPool] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def buffers_in_use() -> int:
+    """Part buffers currently lent out by every pool (0 when no transfer runs: nothing leaked)."""
+    with _POOLS_LOCK:
+        return sum(pool.in_use for pool in _POOLS.values())
+
+
+def buffer_pool(part_size: int) -> BufferPool:
+    with _POOLS_LOCK:
+        if part_size not in _POOLS:
+            _POOLS[part_size] = BufferPool(part_size)
+        return _POOLS[part_size]
+
+
+# -- hash-gated multipart upload ----------------------------------------------------------------
+
+class _PartUploader:
+    """Parts go to the final key in parallel; the object appears only if `complete()` is called."""
+
+    def __init__(self, store: Store, key: str, workers: int = UPLOAD_WORKERS) -> None:
+        self.client, self.bucket, self.key = store.client, store.bucket, key
+        try:
+            self.upload_id = self.client._create_multipart_upload(
+                self.bucket, key, {"Content-Type": "application/octet-stream"})
+        except Exception as exc:
+            raise StorageError(f"S3: cannot start the upload of {key} ({type(exc).__name__}: {exc})") from exc
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="hubmirror-part")
+        self.futures: list[Future[Part]] = []
+        self.error: BaseException | None = None
+
+    def put(self, number: int, data: memoryview, release: Callable[[], None]) -> None:
+        def task() -> Part:
+            try:
+                etag = self.client._upload_part(self.bucket, self.key, data, None, self.upload_id, number)
+                return Part(number, etag)
+            except BaseException as exc:
+                self.error = exc
+                raise
+            finally:
+                release()
+
+        future = self.pool.submit(task)
+        # A part cancelled by abort() never runs its `finally`: give its buffer back here instead.
+        future.add_done_callback(lambda f: release() if f.cancelled() else None)
+        self.futures.append(future)
+
+    def complete(self) -> None:
+        try:
+            parts = [f.result() for f in self.futures]
+            self.client._complete_multipart_upload(self.bucket, self.key, self.upload_id, parts)
+        except Exception as exc:
+            raise StorageError(f"S3: upload of {self.key} failed ({type(exc).__name__}: {exc})") from exc
+        finally:
+            self.pool.shutdown(wait=True)
+
+    def abort(self) -> None:
+        for future in self.futures:
+            future.cancel()
+        self.pool.shutdown(wait=True)
+        try:
+            self.client._abort_multipart_upload(self.bucket, self.key, self.upload_id)
+        except Exception:  # noqa: BLE001 - an unfinished upload is invisible; GC of uploads can clean it
+            pass
+
+
+_END = object()
+
+
+def upload_verified(store: Store, key: str, fill: Callable[[memoryview], int], hasher: BodyHasher,
+                    check: Callable[[BodyHasher], None], part_size: int) -> None:
+    """Read the body with `fill` into part buffers, hash in order, upload parts in parallel, and
+    complete the multipart upload only if `check(hasher)` passes (it raises otherwise)."""
+    pool = buffer_pool(part_size)
+    uploader = _PartUploader(store, key)
+    hashed: queue.Queue[Any] = queue.Queue(maxsize=2)
+    hash_error: list[BaseException] = []
+    stopped = threading.Event()  # the reader gave up: queued parts are dropped, not uploaded
+
+    def failed() -> bool:
+        return uploader.error is not None or bool(hash_error) or stopped.is_set()
+
+    def hash_then_upload() -> None:
+        try:
+            while True:
+                item = hashed.get()
+                if item is _END:
+                    return
+                number, buf, view = item
+                if failed():
+                    pool.release(buf)
+                    continue
+                hasher.update(view)
+                uploader.put(number, view, lambda b=buf: pool.release(b))
+        except BaseException as exc:  # noqa: BLE001 - handed to the reader thread below
+            hash_error.append(exc)
+
+    worker = threading.Thread(target=hash_then_upload, name="hubmirror-hash", daemon=True)
+    worker.start()
+    completed = False
+    try:
+        number = 0
+        while True:
+            buf = pool.acquire(failed)
+            view = memoryview(buf)
+            filled = 0
+            try:
+                while filled < part_size:
+                    n = fill(view[filled:])
+                    if n == 0:
+                        break
+                    filled += n
+            except BaseException:
+                pool.release(buf)
+                raise
+            if filled == 0 and number > 0:
+                pool.release(buf)
+                break
+            number += 1
+            hashed.put((number, buf, view[:filled]))
+            if filled < part_size or failed():
+                break
+        hashed.put(_END)
+        worker.join()
+        if hash_error:
+            raise hash_error[0]
+        if uploader.error is None:  # else complete() reports the S3 failure, not a short hash
+            check(hasher)
+        uploader.complete()
+        completed = True
+    except _Cancelled:
+        cause = uploader.error or (hash_error[0] if hash_error else None)
+        if isinstance(cause, HubmirrorError):
+            raise cause from None
+        raise StorageError(f"S3: upload of {key} failed ({type(cause).__name__}: {cause})") from cause
+    finally:
+        if not completed:
+            stopped.set()
+            if worker.is_alive():
+                hashed.put(_END)
+                worker.join()
+            uploader.abort()
+
+
+class _ChunkReader:
+    """A `fill(view)` over an iterator of byte chunks."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self.chunks = chunks
+        self.rest = memoryview(b"")
+
+    def fill(self, view: memoryview) -> int:
+        n = 0
+        while n < len(view):
+            if not self.rest:
+                chunk = next(self.chunks, None)
+                if chunk is None:
+                    break
+                self.rest = memoryview(chunk)
+            k = min(len(self.rest), len(view) - n)
+            view[n:n + k] = self.rest[:k]
+            self.rest = self.rest[k:]
+            n += k
+        return n
+
+
+# -- engines -----------------------------------------------------------------------------------
+
+class Transfer:
+    """Fetches verified bodies into the bucket for one sync (shares connections and buffers)."""
+
+    def __init__(self, settings: Settings, store: Store, upstream: Upstream) -> None:
+        self.settings = settings
+        self.store = store
+        self.upstream = upstream
+        self.client = BodyClient(settings, upstream)
+        self.part_size = settings.transfer.part_size
+
+    def close(self) -> None:
+        self.client.close()
+
+    def engine_for(self, size: int, lfs: bool) -> str:
+        engine = self.settings.transfer.engine
+        if engine == "auto":
+            return "hf_transfer" if lfs and size >= self.settings.transfer.hf_transfer_threshold else "stream"
+        return engine
+
+    def fetch(self, repo: RepoRef, sha: str, meta: FileMeta, *, known_sha256: str | None = None,
+              overwrite: bool = False, on_bytes: Callable[[int], None] | None = None) -> FetchResult:
+        """Make sure the body of `meta` is in the bucket, verified; fetch it only if it is missing.
+
+        `known_sha256` is the content hash of a regular file learnt from an earlier manifest (same git
+        oid), which lets a present body be reused without downloading it. `overwrite` re-fetches even
+        if a blob exists (repair of a corrupt body).
+        """
+        validate_path(meta.path)
+        lfs = bool(getattr(meta, "lfs", None))
+        sha256 = getattr(meta, "sha256", None) or known_sha256
+        if sha256 and not overwrite:
+            present = self.store.stat(blob_key(sha256))
+            if present is not None and present.size == meta.size:
+                return FetchResult(sha256, meta.size, 0, True)
+        last: IntegrityError | None = None
+        counter = _Counter(on_bytes)  # every byte received, failed attempts included
+        for _ in range(INTEGRITY_ATTEMPTS):
+            try:
+                if sha256 and meta.size > self.part_size:
+                    self._fetch_multipart(repo, sha, meta, sha256, lfs, counter)
+                    return FetchResult(sha256, meta.size, counter.total, False)
+                got = self._fetch_whole(repo, sha, meta, sha256, lfs, counter, overwrite)
+                return FetchResult(got, meta.size, counter.total, False)
+            except IntegrityError as exc:
+                last = exc
+        assert last is not None
+        raise last
+
+    def _check(self, what: str, meta: FileMeta, sha256: str | None, lfs: bool) -> Callable[[BodyHasher], None]:
+        def check(hasher: BodyHasher) -> None:
+            hasher.verify(what, sha256=sha256, git_oid=None if lfs else meta.oid)
+        return check
+
+    def _fetch_multipart(self, repo: RepoRef, sha: str, meta: FileMeta, sha256: str, lfs: bool,
+                         counter: _Counter) -> None:
+        what = f"{repo}@{sha[:12]}/{meta.path}"
+        key = blob_key(sha256)
+        check = self._check(what, meta, sha256, lfs)
+        if self.engine_for(meta.size, lfs) == "hf_transfer":
+            path = self._hf_transfer_download(repo, sha, meta, counter)
+            if path is not None:
+                try:
+                    with open(path, "rb") as fh:
+                        upload_verified(self.store, key, fh.readinto, BodyHasher(meta.size, git=not lfs), check,
+                                        self.part_size)
+                finally:
+                    os.unlink(path)
+                return
+        try:
+            self._fetch_ranged(repo, sha, meta, key, check, lfs, counter)
+            return
+        except RangeNotSupported:
+            pass  # one sequential stream, resumed from where it breaks
+        chunks = self.client.iter_body(repo, sha, meta.path, meta.size, on_bytes=counter)
+        upload_verified(self.store, key, _ChunkReader(chunks).fill, BodyHasher(meta.size, git=not lfs), check,
+                        self.part_size)
+
+    def _fetch_ranged(self, repo: RepoRef, sha: str, meta: FileMeta, key: str,
+                      check: Callable[[BodyHasher], None], lfs: bool, counter: _Counter) -> None:
+        """Part-sized ranged GETs over a few connections; each part is uploaded as soon as it arrives and
+        hashed in order, and the multipart upload completes only if the whole body matches.
+
+        A fetch blocks for a buffer only when it has none in flight, so files sharing the process-wide
+        buffer pool can never wait on each other.
+        """
+        size, part = meta.size, self.part_size
+        count = -(-size // part)
+        pool = buffer_pool(part)
+        hasher = BodyHasher(size, git=not lfs)
+        stop = threading.Event()
+        uploader = _PartUploader(self.store, key)
+        fetchers = ThreadPoolExecutor(min(RANGE_CONNECTIONS, count), thread_name_prefix="hubmirror-range")
+        pending: dict[int, tuple[Future[memoryview], bytearray]] = {}
+
+        def fetch(index: int, buf: bytearray) -> memoryview:
+            first, end = index * part, min(size, (index + 1) * part)
+            view = memoryview(buf)[:end - first]
+            filled = 0
+            for chunk in self.client.iter_body(repo, sha, meta.path, size, first, counter, end):
+                if stop.is_set():
+                    raise _Cancelled()
+                view[filled:filled + len(chunk)] = chunk
+                filled += len(chunk)
+            return view
+
+        completed = False
+        try:
+            queued = 0
+            for index in range(count):
+                while queued < count and len(pending) < RANGE_CONNECTIONS:
+                    buf = pool.try_acquire() if pending else pool.acquire(lambda: uploader.error is not None)
+                    if buf is None:
+                        break
+                    pending[queued] = (fetchers.submit(fetch, queued, buf), buf)
+                    queued += 1
+                future, buf = pending.pop(index)
+                try:
+                    view = future.result()
+                except BaseException:
+                    pool.release(buf)
+                    raise
+                hasher.update(view)
+                uploader.put(index + 1, view, lambda b=buf: pool.release(b))
+                if uploader.error is not None:
+                    break
+            if uploader.error is None:  # else complete() reports the S3 failure, not a short hash
+                check(hasher)
+            uploader.complete()
+            completed = True
+        except _Cancelled:
+            raise StorageError(f"S3: upload of {key} failed ({uploader.error})") from uploader.error
+        finally:
+            stop.set()
+            fetchers.shutdown(wait=True, cancel_futures=True)
+            for _, buf in pending.values():
+                pool.release(buf)
+            if not completed:
+                uploader.abort()
+
+    def _hf_transfer_download(self, repo: RepoRef, sha: str, meta: FileMeta, counter: _Counter) -> str | None:
+        """Parallel ranged download to a temp file; None if hf_transfer failed (the caller streams instead)."""
+        import hf_transfer
+
+        url, headers = self.client.final_url(repo, sha, meta.path)
+        fd, path = tempfile.mkstemp(prefix="hubmirror-", suffix=".part")
+        os.close(fd)
+        try:
+            hf_transfer.download(url=url, filename=path, max_files=max(4, self.settings.transfer.concurrency * 2),
+                                 chunk_size=10 * 1024**2, parallel_failures=3,
+                                 max_retries=self.settings.transfer.max_retries, headers=headers,
+                                 callback=counter)
+        except Exception:  # noqa: BLE001 - any failure falls back to the resumable stream engine
+            os.unlink(path)
+            return None
+        if os.path.getsize(path) != meta.size:
+            os.unlink(path)
+            return None
+        return path
+
+    def _fetch_whole(self, repo: RepoRef, sha: str, meta: FileMeta, sha256: str | None, lfs: bool,
+                     counter: _Counter, overwrite: bool) -> str:
+        """Small bodies (or bodies whose sha256 is unknown): hash everything, then put if new."""
+        what = f"{repo}@{sha[:12]}/{meta.path}"
+        hasher = BodyHasher(meta.size, git=not lfs)
+        chunks = self.client.iter_body(repo, sha, meta.path, meta.size, on_bytes=counter)
+        if meta.size <= self.part_size:
+            data = bytearray()
+            for chunk in chunks:
+                hasher.update(chunk)
+                data += chunk
+            got = hasher.verify(what, sha256=sha256, git_oid=None if lfs else meta.oid)
+            key = blob_key(got)
+            if overwrite or self.store.stat(key) is None:
+                self.store.put_bytes(key, bytes(data))
+            return got
+        with tempfile.TemporaryFile(prefix="hubmirror-") as spool:
+            for chunk in chunks:
+                hasher.update(chunk)
+                spool.write(chunk)
+            got = hasher.verify(what, sha256=sha256, git_oid=None if lfs else meta.oid)
+            key = blob_key(got)
+            if overwrite or self.store.stat(key) is None:
+                spool.seek(0)
+                self.store.put_stream(key, spool, meta.size, part_size=self.part_size)
+            return got
+
+
+class _Counter:
+    """Counts received bytes (for reports) and forwards them to a progress callback."""
+
+    def __init__(self, forward: Callable[[int], None] | None) -> None:
+        self.total = 0
+        self.forward = forward
+        self._lock = threading.Lock()
+
+    def __call__(self, n: int) -> None:
+        with self._lock:
+            self.total += n
+        if self.forward is not None:
+            self.forward(n)
+
+
+def fetch_body(settings: Settings, store: Store, upstream: Upstream, repo: RepoRef, sha: str, file_meta: FileMeta,
+               *, overwrite: bool = False) -> int:
+    """Download, verify and store one body under `blob_key(sha256)`; returns the bytes fetched.
+
+    `file_meta` is an upstream tree entry or a manifest FileEntry (sha256 known: verified against it,
+    plus git blob sha1 for regular files). A body already present is not fetched again unless
+    `overwrite` (repair of a corrupt blob). Raises IntegrityError if the upstream's bytes do not
+    match, UpstreamError subclasses if the upstream fails, StorageError if S3 does.
+    """
+    transfer = Transfer(settings, store, upstream)
+    try:
+        return transfer.fetch(repo, sha, file_meta, overwrite=overwrite).bytes_fetched
+    finally:
+        transfer.close()

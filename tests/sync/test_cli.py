@@ -1,0 +1,72 @@
+"""`hubmirror sync | trending | status` end to end through the CLI entry point and a YAML config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from mirror_core.cli import main
+from mirror_core.layout import RepoRef
+from mirror_core.store import Store
+from tests.fakehub.corpus import DATASET, SMALL_MODEL
+from tests.sync.helpers import manifest, published_refs
+
+
+def _config(tmp_path: Path, settings, **extra) -> str:
+    data = {"upstream_url": settings.upstream_url, "upstream_token": settings.token,
+            "s3_endpoint": settings.s3_endpoint, "s3_access_key": settings.s3_access_key,
+            "s3_secret_key": settings.s3_secret_key.get_secret_value(), "s3_bucket": settings.s3_bucket,
+            "transfer": settings.transfer.model_dump(), **extra}
+    path = tmp_path / "hubmirror.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def test_sync_then_status(hub, make, tmp_path, capsys) -> None:
+    settings = make()
+    config = _config(tmp_path, settings)
+    assert main(["--config", config, "sync", SMALL_MODEL]) == 0
+    assert main(["--config", config, "sync", "--type", "dataset", DATASET]) == 0
+    err = capsys.readouterr().err
+    assert f"model:{SMALL_MODEL}" in err and "synced" in err and "2/" not in err.split("\n")[0]
+    assert main(["--config", config, "status", "--json"]) == 0
+    rows = {row["id"]: row for row in json.loads(capsys.readouterr().out)["repos"]}
+    store = Store(settings.s3)
+    for repo in (RepoRef.parse(SMALL_MODEL), RepoRef.parse(DATASET, "dataset")):
+        refs = published_refs(store, repo)
+        row = rows[repo.repo_id]
+        assert row["type"] == repo.singular_type and row["branches"] == refs.branches
+        assert row["size"] == manifest(store, repo, refs.branches["main"]).total_size
+    assert rows[DATASET]["converts"] == published_refs(store, RepoRef.parse(DATASET, "dataset")).converts
+    assert main(["--config", config, "status"]) == 0
+    assert SMALL_MODEL in capsys.readouterr().out
+
+
+def test_failures_give_one_line_each_and_nonzero_exit(hub, make, tmp_path, capsys) -> None:
+    config = _config(tmp_path, make())
+    code = main(["--config", config, "sync", "hubmirror-test/does-not-exist", SMALL_MODEL, "--revision", "main"])
+    err = capsys.readouterr().err
+    assert code == 1
+    failures = [line for line in err.splitlines() if line.strip().startswith("error:")]
+    assert len(failures) == 1 and "does-not-exist" in failures[0] and "not found" in failures[0]
+    assert "1/2 repos ok" in err
+    assert main(["--config", config, "sync"]) == 2  # nothing named: a clear usage error
+    assert "REPO_ID" in capsys.readouterr().err
+
+
+def test_trending_then_sync_all(hub, make, tmp_path, capsys) -> None:
+    settings = make()
+    config = _config(tmp_path, settings, selection={"repos": [{"id": SMALL_MODEL, "revisions": ["main"]}],
+                                                   "trending": {"models": {"top": 3}}})
+    assert main(["--config", config, "trending", "--json"]) == 0
+    snapshot = json.loads(capsys.readouterr().out)
+    trending = [r["repo_id"] for r in snapshot["repos"]]
+    assert trending
+    assert main(["--config", config, "sync", "--all"]) == 0
+    store = Store(settings.s3)
+    for repo_id in [SMALL_MODEL, *trending]:
+        assert published_refs(store, RepoRef.parse(repo_id)) is not None, repo_id
+    runs = [o.key for o in store.list("state/runs/")]
+    assert any(json.loads(store.get_bytes(k)).get("ok") for k in runs)
