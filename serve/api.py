@@ -1,0 +1,302 @@
+"""The `/api/...` JSON surface: repo info, tree, paths-info, refs, commits, listings, whoami.
+
+Shapes follow HF_API_CONTRACT.md §3-§5. Every answer names the one commit it was built from; paged
+answers carry an absolute `Link` to this mirror whose URL pins that commit, so a branch moving between
+pages cannot mix two commits into one listing.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from mirror_core.layout import RepoRef
+from mirror_core.manifest import DirEntry, FileEntry
+from serve.auth import Identity, whoami
+from serve.context import AppContext, OpenRepo, restriction
+from serve.errors import BadRequest, EntryNotFound, InvalidCredentials, RevisionNotFound
+from serve.repo_state import ManifestView, default_sha
+
+# Upstream fields a mirror must not pass on: they would send clients to Xet or to upstream-only features.
+_DROPPED_INFO_KEYS = {"xetEnabled", "siblings", "spaces", "inference", "inferenceProviderMapping"}
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    body = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+    return Response(body, status_code=status, headers={"Content-Type": "application/json", **(headers or {})})
+
+
+def _truthy(value: str | None) -> bool:
+    return value is not None and value.lower() not in ("", "0", "false", "no")
+
+
+def _expand_keys(request: Request) -> list[str]:
+    items = request.query_params.multi_items()
+    return [v for k, v in items if k in ("expand", "expand[]")]
+
+
+def encode_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        offset = json.loads(base64.urlsafe_b64decode(padded.encode()))["o"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BadRequest(f"invalid pagination cursor {cursor[:40]!r}: use the Link header of the previous page") \
+            from exc
+    if not isinstance(offset, int) or offset < 0:
+        raise BadRequest(f"invalid pagination cursor {cursor[:40]!r}")
+    return offset
+
+
+def page(items: list[Any], offset: int, size: int, next_url: str) -> tuple[list[Any], dict[str, str]]:
+    """One page and, if more follow, the absolute `Link: <...>; rel="next"` header."""
+    chunk = items[offset:offset + size]
+    if offset + size < len(items):
+        sep = "&" if "?" in next_url else "?"
+        return chunk, {"Link": f'<{next_url}{sep}cursor={encode_cursor(offset + size)}>; rel="next"'}
+    return chunk, {}
+
+
+async def _view(ctx: AppContext, opened: OpenRepo, revision: str | None) -> tuple[str, ManifestView]:
+    assert opened.entry.refs is not None
+    if revision is None:
+        sha = default_sha(opened.entry.refs)
+        if sha is None:
+            raise RevisionNotFound("main")
+    else:
+        sha = await ctx.state.resolve(opened.repo, opened.entry, revision)
+    view = await ctx.state.manifest(opened.repo, sha)
+    if view is None:
+        raise RevisionNotFound(revision or "main")
+    return sha, view
+
+
+def _last_commit(view: ManifestView) -> dict[str, Any]:
+    for c in view.manifest.commits:
+        if c.get("id") == view.sha:
+            return {"id": c["id"], "title": c.get("title", ""), "date": c.get("date")}
+    info = view.manifest.info
+    return {"id": view.sha, "title": "", "date": info.get("lastModified")}
+
+
+def entry_json(entry: FileEntry | DirEntry, last_commit: dict[str, Any] | None = None) -> dict[str, Any]:
+    if isinstance(entry, DirEntry):
+        out: dict[str, Any] = {"type": "directory", "oid": entry.oid, "path": entry.path}
+    else:
+        out = {"type": "file", "oid": entry.oid, "size": entry.size, "path": entry.path}
+        if entry.lfs is not None:
+            out["lfs"] = {"oid": entry.sha256, "size": entry.size, "pointerSize": entry.lfs.pointer_size}
+    if last_commit is not None:
+        out["lastCommit"] = last_commit
+    return out
+
+
+def _api_url(ctx: AppContext, request: Request, repo: RepoRef, *parts: str) -> str:
+    quoted = "/".join(quote(p, safe="") for p in parts if p)
+    return f"{ctx.base_url(request)}/api/{repo.type}/{repo.repo_id}/{quoted}"
+
+
+# -- repo info -------------------------------------------------------------------------------
+
+def build_info(repo: RepoRef, view: ManifestView, *, blobs: bool, private: bool, gated: Any) -> dict[str, Any]:
+    info = {k: v for k, v in view.manifest.info.items() if k not in _DROPPED_INFO_KEYS}
+    info.update({"id": repo.repo_id, "sha": view.sha, "private": private, "gated": gated,
+                 "disabled": bool(info.get("disabled", False))})
+    info.setdefault("_id", view.sha[:24])
+    if repo.type == "models":
+        info.setdefault("modelId", repo.repo_id)
+    if repo.namespace:
+        info.setdefault("author", repo.namespace)
+    info.setdefault("lastModified", _last_commit(view).get("date"))
+    siblings = []
+    for f in sorted(view.files.values(), key=lambda e: e.path):
+        sib: dict[str, Any] = {"rfilename": f.path}
+        if blobs:
+            sib.update({"size": f.size, "blobId": f.oid})
+            if f.lfs is not None:
+                sib["lfs"] = {"sha256": f.sha256, "size": f.size, "pointerSize": f.lfs.pointer_size}
+        siblings.append(sib)
+    info["siblings"] = siblings
+    if blobs:
+        info["usedStorage"] = view.manifest.total_size
+    return info
+
+
+def _only(info: dict[str, Any], keys: list[str]) -> dict[str, Any]:
+    return {k: info[k] for k in ["_id", "id", *keys] if k in info}
+
+
+async def repo_info(ctx: AppContext, request: Request, opened: OpenRepo) -> Response:
+    sha, view = await _view(ctx, opened, opened.target.revision)
+    info = build_info(opened.repo, view, blobs=_truthy(request.query_params.get("blobs")),
+                      private=opened.private, gated=opened.gated)
+    expand = _expand_keys(request)
+    return json_response(_only(info, expand) if expand else info, headers={"X-Repo-Commit": sha})
+
+
+# -- tree, paths-info --------------------------------------------------------------------------
+
+async def tree(ctx: AppContext, request: Request, opened: OpenRepo) -> Response:
+    target = opened.target
+    assert target.revision is not None
+    sha, view = await _view(ctx, opened, target.revision)
+    path = target.path
+    if path and path not in view.dirs:
+        raise EntryNotFound(path, target.revision, sha)
+    recursive = _truthy(request.query_params.get("recursive"))
+    expand = _truthy(request.query_params.get("expand"))
+    offset = decode_cursor(request.query_params.get("cursor"))
+    base = ctx.base_url(request)
+    # A page of a commit never changes: serialise it once (large trees made this the costly part).
+    key = ("tree", opened.repo, sha, path, recursive, expand, offset, base)
+    cached = ctx.state.pages.get(key)
+    if cached is None:
+        entries = view.walk(path) if recursive else view.children(path)
+        size = ctx.settings.expand_page_size if expand else ctx.settings.page_size
+        query = urlencode({"recursive": str(recursive).lower(), "expand": str(expand).lower()})
+        next_url = _api_url(ctx, request, opened.repo, "tree", sha, path) + "?" + query
+        chunk, headers = page(entries, offset, size, next_url)
+        last = _last_commit(view) if expand else None
+        body = json.dumps([entry_json(e, last) for e in chunk], separators=(",", ":"), ensure_ascii=False).encode()
+        cached = (body, {"Content-Type": "application/json", "X-Repo-Commit": sha, **headers})
+        ctx.state.pages.put(key, cached, len(body))
+    return Response(cached[0], headers=cached[1])
+
+
+async def _form_paths(request: Request) -> tuple[list[str], bool]:
+    body = await request.body()
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            data = json.loads(body or b"{}")
+            paths, expand = data.get("paths", []), bool(data.get("expand", False))
+        except (ValueError, AttributeError) as exc:
+            raise BadRequest("paths-info body must be JSON {\"paths\": [...]} or a form with paths=") from exc
+    else:
+        pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+        paths = [v for k, v in pairs if k in ("paths", "paths[]")]
+        expand = _truthy(next((v for k, v in pairs if k == "expand"), None))
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        raise BadRequest("paths must be a list of strings")
+    if len(paths) > 10_000:
+        raise BadRequest("at most 10000 paths per paths-info request")
+    return paths, expand
+
+
+async def paths_info(ctx: AppContext, request: Request, opened: OpenRepo) -> Response:
+    paths, expand = await _form_paths(request)
+    sha, view = await _view(ctx, opened, opened.target.revision)
+    last = _last_commit(view) if expand else None
+    out = []
+    for p in paths:
+        p = p.strip("/")
+        entry = view.files.get(p) or view.dirs.get(p)
+        if entry is not None:
+            out.append(entry_json(entry, last))
+    return json_response(out, headers={"X-Repo-Commit": sha})
+
+
+# -- refs, commits -----------------------------------------------------------------------------
+
+async def refs(ctx: AppContext, request: Request, opened: OpenRepo) -> Response:
+    r = opened.entry.refs
+    assert r is not None
+
+    def table(items: dict[str, str], prefix: str) -> list[dict[str, str]]:
+        return [{"name": n, "ref": f"{prefix}{n}", "targetCommit": s} for n, s in sorted(items.items())]
+
+    out: dict[str, Any] = {"branches": table(r.branches, "refs/heads/"), "converts": table(r.converts, "refs/convert/"),
+                           "tags": table(r.tags, "refs/tags/")}
+    if _truthy(request.query_params.get("include_prs")):
+        out["pullRequests"] = table(r.pull_requests, "refs/pr/")
+    return json_response(out)
+
+
+async def commits(ctx: AppContext, request: Request, opened: OpenRepo) -> Response:
+    target = opened.target
+    sha, view = await _view(ctx, opened, target.revision)
+    log = list(view.manifest.commits) or [{"id": sha, **{k: v for k, v in _last_commit(view).items() if k != "id"},
+                                           "message": "", "authors": []}]
+    if "formatted" in _expand_keys(request):
+        log = [{**c, "formatted": {"title": c.get("title", ""), "message": c.get("message", "")}} for c in log]
+    next_url = _api_url(ctx, request, opened.repo, "commits", sha)
+    query = [(k, v) for k, v in request.query_params.multi_items() if k not in ("cursor", "p")]
+    if query:
+        next_url += "?" + urlencode(query)
+    chunk, headers = page(log, decode_cursor(request.query_params.get("cursor")), 50, next_url)
+    return json_response(chunk, headers={"X-Repo-Commit": sha, **headers})
+
+
+async def auth_check(ctx: AppContext, request: Request, opened: OpenRepo) -> Response:
+    if opened.target.extra == "write":
+        return json_response({"error": "this mirror is read-only"}, 403,
+                             headers={"X-Error-Code": "ReadOnly", "X-Error-Message": "this mirror is read-only"})
+    return json_response({"access": "read"})
+
+
+# -- listings, whoami --------------------------------------------------------------------------
+
+_SORT_KEYS = {"last_modified": "lastModified", "trending_score": "trendingScore", "created_at": "createdAt"}
+
+
+async def list_repos(ctx: AppContext, request: Request, repo_type: str, identity: Identity) -> Response:
+    q = request.query_params
+    searches = [s.lower() for s in q.getlist("search") if s]
+    author = q.get("author")
+    filters = q.getlist("filter")
+    sort = _SORT_KEYS.get(q.get("sort") or "", q.get("sort"))
+    blobs = _truthy(q.get("full"))
+    items: list[dict[str, Any]] = []
+    for repo in await ctx.state.mirrored_repos():
+        if repo.type != repo_type or (author and repo.namespace != author):
+            continue
+        if searches and not all(s in repo.repo_id.lower() for s in searches):
+            continue
+        entry = await ctx.state.refs_entry(repo)
+        if entry.refs is None or (sha := default_sha(entry.refs)) is None:
+            continue
+        private, gated = await restriction(ctx, repo, entry)
+        if (private and not identity.granted(repo)) or (not identity.authenticated and not ctx.auth.anonymous):
+            continue
+        view = await ctx.state.manifest(repo, sha)
+        if view is None:
+            continue
+        info = build_info(repo, view, blobs=blobs, private=private, gated=gated)
+        tags = set(info.get("tags") or [])
+        if filters and not all(f in tags or f == info.get("library_name") or f == info.get("pipeline_tag")
+                               for f in filters):
+            continue
+        if not blobs:
+            info.pop("siblings", None)
+        items.append(info)
+    if sort:
+        items.sort(key=lambda i: (i.get(sort) is not None, i.get(sort) or 0), reverse=True)
+    limit = q.get("limit")
+    if limit is not None:
+        if not limit.isdigit():
+            raise BadRequest(f"limit must be a non-negative integer, not {limit[:20]!r}")
+        items = items[: int(limit)]
+    expand = _expand_keys(request)
+    if expand:
+        items = [_only(i, expand) for i in items]
+    next_url = f"{ctx.base_url(request)}/api/{repo_type}"
+    query = [(k, v) for k, v in q.multi_items() if k != "cursor"]
+    if query:
+        next_url += "?" + urlencode(query)
+    chunk, headers = page(items, decode_cursor(q.get("cursor")), ctx.settings.page_size, next_url)
+    return json_response(chunk, headers=headers)
+
+
+async def whoami_v2(ctx: AppContext, request: Request, identity: Identity) -> Response:
+    if not identity.authenticated:
+        raise InvalidCredentials()
+    return json_response(whoami(identity))

@@ -1,0 +1,351 @@
+"""What serve knows about the bucket: refs.json behind a short TTL, manifests in a bounded LRU.
+
+Manifests are immutable (a sha names one forever), so they are cached until evicted; refs.json is the
+only mutable object, so a replica sees a new publish within `refs_ttl` seconds. Once warm, a HEAD on
+/resolve is dict lookups only: no S3 call, no thread hop. Loads of the same key are coalesced so a burst
+of cold requests makes one S3 read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import anyio
+from pydantic import ValidationError
+
+from mirror_core.errors import InvalidInputError, StorageError
+from mirror_core.layout import (
+    RepoRef,
+    commit_key,
+    commits_prefix,
+    is_commit_sha,
+    refs_key,
+    repo_from_key,
+    repos_prefix,
+    sha_from_commit_key,
+)
+from mirror_core.manifest import CommitManifest, DirEntry, FileEntry, Refs, resolve_short_sha
+from mirror_core.store import Store
+from serve import metrics
+from serve.errors import InternalError, RevisionNotFound, ServiceUnavailable
+
+T = TypeVar("T")
+Entry = FileEntry | DirEntry
+
+
+def _synthetic_tree_oid(path: str) -> str:
+    """A stable stand-in for a directory oid the manifest did not record (filtered syncs)."""
+    return hashlib.sha1(f"hubmirror-tree:{path}".encode()).hexdigest()
+
+
+@dataclass
+class ManifestView:
+    """A manifest plus the indexes requests need (path lookup, per-directory children)."""
+
+    manifest: CommitManifest
+    files: dict[str, FileEntry]
+    dirs: dict[str, DirEntry]
+    _children: dict[str, list[Entry]] | None = field(default=None, repr=False)
+    _ordered: list[Entry] | None = field(default=None, repr=False)
+    headers: dict[str, list[tuple[bytes, bytes]]] = field(default_factory=dict, repr=False)  # resolve's, per path
+
+    @classmethod
+    def build(cls, manifest: CommitManifest) -> ManifestView:
+        files = {f.path: f for f in manifest.files}
+        dirs = {d.path: d for d in manifest.directories}
+        for path in files:
+            parts = path.split("/")[:-1]
+            for i in range(1, len(parts) + 1):
+                parent = "/".join(parts[:i])
+                if parent not in dirs:
+                    dirs[parent] = DirEntry(path=parent, oid=_synthetic_tree_oid(parent))
+        return cls(manifest, files, dirs)
+
+    @property
+    def sha(self) -> str:
+        return self.manifest.sha
+
+    @property
+    def weight(self) -> int:
+        return len(self.files) + len(self.dirs) + 1
+
+    def children(self, directory: str) -> list[Entry]:
+        """Direct children of a directory ("" = root): directories first, then files, by path."""
+        if self._children is None:
+            index: dict[str, list[Entry]] = {}
+            for entry in [*sorted(self.dirs.values(), key=lambda d: d.path),
+                          *sorted(self.files.values(), key=lambda f: f.path)]:
+                index.setdefault(entry.path.rpartition("/")[0], []).append(entry)
+            self._children = index
+        return self._children.get(directory, [])
+
+    def walk(self, directory: str) -> list[Entry]:
+        """Every entry under a directory, recursively, in path order (a folder before its content)."""
+        if self._ordered is None:
+            self._ordered = sorted([*self.dirs.values(), *self.files.values()], key=lambda e: e.path)
+        if not directory:
+            return self._ordered
+        prefix = directory + "/"
+        return [e for e in self._ordered if e.path.startswith(prefix)]
+
+
+@dataclass
+class RefsEntry:
+    """One refs.json read, with the revision lookups made against it."""
+
+    refs: Refs | None
+    expires: float
+    resolved: dict[str, str] = field(default_factory=dict)
+    restriction: tuple[bool, Any] | None = None  # (private, gated) of the default branch, computed lazily
+
+
+class ManifestLRU:
+    """LRU of ManifestViews bounded by the total number of file entries they hold."""
+
+    def __init__(self, max_weight: int) -> None:
+        self.max_weight = max_weight
+        self.weight = 0
+        self._items: OrderedDict[tuple[RepoRef, str], ManifestView] = OrderedDict()
+
+    def get(self, key: tuple[RepoRef, str]) -> ManifestView | None:
+        view = self._items.get(key)
+        if view is not None:
+            self._items.move_to_end(key)
+        return view
+
+    def put(self, key: tuple[RepoRef, str], view: ManifestView) -> None:
+        if key in self._items:
+            return
+        self._items[key] = view
+        self.weight += view.weight
+        while self.weight > self.max_weight and len(self._items) > 1:
+            _, old = self._items.popitem(last=False)
+            self.weight -= old.weight
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class BytesLRU:
+    """LRU of serialised answers bounded by their total size (answers about a commit never change)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._items: OrderedDict[Any, tuple[Any, int]] = OrderedDict()
+
+    def get(self, key: Any) -> Any:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        self._items.move_to_end(key)
+        return item[0]
+
+    def put(self, key: Any, value: Any, size: int) -> None:
+        if size > self.max_bytes // 4 or key in self._items:
+            return
+        self._items[key] = (value, size)
+        self.size += size
+        while self.size > self.max_bytes:
+            _, (_, old) = self._items.popitem(last=False)
+            self.size -= old
+
+
+class RepoState:
+    """Cached, read-only view of the bucket for request handlers."""
+
+    def __init__(self, store: Store, *, refs_ttl: float, missing_ttl: float, list_ttl: float,
+                 manifest_cache_files: int, page_cache_bytes: int = 64 * 1024**2) -> None:
+        self.store = store
+        self.refs_ttl = refs_ttl
+        self.missing_ttl = missing_ttl
+        self.list_ttl = list_ttl
+        self._refs: dict[RepoRef, RefsEntry] = {}
+        self._manifests = ManifestLRU(manifest_cache_files)
+        self.pages = BytesLRU(page_cache_bytes)
+        self._missing_commits: dict[tuple[RepoRef, str], float] = {}
+        self._commit_lists: dict[RepoRef, tuple[float, list[str]]] = {}
+        self._listing: tuple[float, list[RepoRef]] | None = None
+        self._inflight: dict[Any, asyncio.Future] = {}
+        self.limiter = anyio.CapacityLimiter(64)
+        self.stream_limiter = anyio.CapacityLimiter(512)  # one reader thread per proxied large body
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking store call in a worker thread, mapping storage failures to a 503."""
+        try:
+            return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+        except StorageError as exc:
+            raise ServiceUnavailable(f"object store unavailable: {exc}") from exc
+
+    async def _once(self, key: Any, load: Callable[[], Awaitable[T]]) -> T:
+        """Coalesce concurrent loads of one key."""
+        pending = self._inflight.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            value = await load()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: nobody else may be waiting
+            raise
+        else:
+            future.set_result(value)
+            return value
+        finally:
+            del self._inflight[key]
+
+    # -- refs --------------------------------------------------------------------------------
+
+    async def refs_entry(self, repo: RepoRef) -> RefsEntry:
+        entry = self._refs.get(repo)
+        now = time.monotonic()
+        if entry is not None and entry.expires > now:
+            metrics.REFS_HIT.inc()
+            return entry
+        metrics.REFS_MISS.inc()
+        return await self._once(("refs", repo), lambda: self._load_refs(repo))
+
+    async def _load_refs(self, repo: RepoRef) -> RefsEntry:
+        data = await self.run(self.store.get_bytes, refs_key(repo))
+        try:
+            refs = Refs.from_json(data) if data is not None else None
+        except ValidationError as exc:
+            raise InternalError(f"refs.json of {repo} is malformed; run `hubmirror verify`") from exc
+        ttl = self.refs_ttl if refs is not None else self.missing_ttl
+        old = self._refs.get(repo)
+        entry = RefsEntry(refs, time.monotonic() + ttl)
+        if old is not None and old.refs == refs:
+            entry.resolved, entry.restriction = old.resolved, old.restriction  # nothing moved: keep lookups
+        self._refs[repo] = entry
+        return entry
+
+    async def refs(self, repo: RepoRef) -> Refs | None:
+        return (await self.refs_entry(repo)).refs
+
+    # -- manifests ---------------------------------------------------------------------------
+
+    async def manifest(self, repo: RepoRef, sha: str) -> ManifestView | None:
+        view = self._manifests.get((repo, sha))
+        if view is not None:
+            metrics.MANIFEST_HIT.inc()
+            return view
+        missing = self._missing_commits.get((repo, sha))
+        if missing is not None and missing > time.monotonic():
+            return None
+        metrics.MANIFEST_MISS.inc()
+        return await self._once(("manifest", repo, sha), lambda: self._load_manifest(repo, sha))
+
+    async def _load_manifest(self, repo: RepoRef, sha: str) -> ManifestView | None:
+        data = await self.run(self.store.get_bytes, commit_key(repo, sha))
+        if data is None:
+            self._missing_commits[(repo, sha)] = time.monotonic() + self.missing_ttl
+            if len(self._missing_commits) > 10_000:
+                self._missing_commits.clear()
+            return None
+        try:
+            view = await anyio.to_thread.run_sync(lambda: ManifestView.build(CommitManifest.from_json(data)))
+        except ValidationError as exc:
+            raise InternalError(f"manifest {sha} of {repo} is malformed; run `hubmirror verify`") from exc
+        self._manifests.put((repo, sha), view)
+        return view
+
+    # -- revisions ---------------------------------------------------------------------------
+
+    async def resolve(self, repo: RepoRef, entry: RefsEntry, revision: str) -> str:
+        """The commit sha a revision names in the bucket, or RevisionNotFound."""
+        sha = entry.resolved.get(revision)
+        if sha is not None:
+            return sha
+        assert entry.refs is not None
+        try:
+            sha = entry.refs.resolve(revision)
+        except InvalidInputError as exc:
+            raise RevisionNotFound(revision) from exc
+        if sha is None and 7 <= len(revision) < 40 and all(c in "0123456789abcdef" for c in revision):
+            sha = resolve_short_sha(revision, await self.commit_shas(repo))
+        if sha is None:
+            raise RevisionNotFound(revision)
+        if is_commit_sha(revision) and sha not in entry.refs.all_shas():
+            if await self.manifest(repo, sha) is None:
+                raise RevisionNotFound(revision)
+        if len(entry.resolved) < 1024:
+            entry.resolved[revision] = sha
+        return sha
+
+    async def commit_shas(self, repo: RepoRef) -> list[str]:
+        """Every published commit of a repo (for short-sha lookups), behind the refs TTL."""
+        cached = self._commit_lists.get(repo)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+
+        def load() -> list[str]:
+            out = []
+            for obj in self.store.list(commits_prefix(repo)):
+                try:
+                    out.append(sha_from_commit_key(obj.key))
+                except InvalidInputError:
+                    continue
+            return out
+
+        shas = await self.run(load)
+        self._commit_lists[repo] = (time.monotonic() + self.refs_ttl, shas)
+        return shas
+
+    # -- listing -----------------------------------------------------------------------------
+
+    async def mirrored_repos(self) -> list[RepoRef]:
+        """Every repo with a refs.json (a bucket scan behind `list_ttl`)."""
+        if self._listing is not None and self._listing[0] > time.monotonic():
+            return self._listing[1]
+
+        def scan() -> list[RepoRef]:
+            found = []
+            for obj in self.store.list(repos_prefix()):
+                if obj.key.endswith("/refs.json"):
+                    try:
+                        found.append(repo_from_key(obj.key))
+                    except InvalidInputError:
+                        continue
+            return sorted(set(found), key=lambda r: (r.type, r.repo_id))
+
+        repos = await self._once("listing", lambda: self.run(scan))
+        self._listing = (time.monotonic() + self.list_ttl, repos)
+        return repos
+
+
+def default_sha(refs: Refs) -> str | None:
+    """The commit a bare repo URL means: `main`, else the only/first branch, else any ref."""
+    if "main" in refs.branches:
+        return refs.branches["main"]
+    for table in (refs.branches, refs.tags, refs.converts, refs.pull_requests):
+        if table:
+            return table[sorted(table)[0]]
+    return None
+
+
+_parsed: dict[tuple[str, str], RepoRef | None] = {}
+
+
+def repo_ref(repo_id: str, repo_type: str) -> RepoRef | None:
+    """A validated RepoRef, or None for an id the Hub would not accept (memoised: ids repeat a lot)."""
+    key = (repo_id, repo_type)
+    if key in _parsed:
+        return _parsed[key]
+    try:
+        ref: RepoRef | None = RepoRef.parse(repo_id, repo_type)
+    except InvalidInputError:
+        ref = None
+    if len(_parsed) > 50_000:
+        _parsed.clear()
+    _parsed[key] = ref
+    return ref

@@ -1,0 +1,312 @@
+"""`/resolve/{rev}/{path}`: file metadata on HEAD, bodies on GET (proxied or redirected).
+
+Headers follow HF_API_CONTRACT.md §1.2: `X-Repo-Commit`, `ETag` (git blob sha1, or sha256 for LFS,
+also as `X-Linked-Etag`), `X-Linked-Size`, an exact `Content-Length` on HEAD, `Accept-Ranges`, and
+never an Xet header. Proxied full GETs are hashed while streaming and the last chunk is held back until
+the hash matches, so a corrupt body ends in a broken connection, never in wrong bytes on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import mimetypes
+import queue
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+from urllib.parse import quote
+
+import anyio
+from starlette.requests import Request
+from starlette.types import Receive, Scope, Send
+
+from mirror_core.errors import StorageError
+from mirror_core.layout import blob_key
+from mirror_core.manifest import FileEntry
+from serve import metrics
+from serve.context import AppContext, OpenRepo
+from serve.errors import EntryNotFound, RangeNotSatisfiable, RevisionNotFound, ServiceUnavailable
+from serve.repo_state import ManifestView
+
+log = logging.getLogger("hubmirror.serve.resolve")
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(start, end inclusive) for a single `bytes=` range; None = send the whole body.
+
+    Ends past EOF are clamped; a start at or past EOF is a 416. Malformed or multi-range headers are
+    ignored (RFC 9110 allows it; HF clients never send them).
+    """
+    if not header:
+        return None
+    unit, _, spec = header.strip().partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, dash, last = spec.strip().partition("-")
+    if not dash:
+        return None
+    first, last = first.strip(), last.strip()
+    if not (first.isdigit() or first == "") or not (last.isdigit() or last == "") or (not first and not last):
+        return None
+    if not first:  # suffix: the last N bytes
+        n = int(last)
+        if n == 0 or size == 0:
+            raise RangeNotSatisfiable(size)
+        return max(0, size - n), size - 1
+    start = int(first)
+    end = int(last) if last else size - 1
+    if last and end < start:
+        return None
+    if start >= size:
+        raise RangeNotSatisfiable(size)
+    return start, min(end, size - 1)
+
+
+def _content_type(path: str) -> str:
+    guessed, _ = mimetypes.guess_type(path, strict=False)
+    return guessed or "application/octet-stream"
+
+
+def file_headers(sha: str, f: FileEntry) -> dict[str, str]:
+    headers = {
+        "X-Repo-Commit": sha,
+        "ETag": f'"{f.etag}"',
+        "X-Linked-Size": str(f.size),
+        "Accept-Ranges": "bytes",
+        "Content-Type": _content_type(f.path),
+    }
+    if f.lfs is not None:
+        headers["X-Linked-Etag"] = f'"{f.sha256}"'
+    return headers
+
+
+async def lookup(ctx: AppContext, opened: OpenRepo) -> tuple[str, FileEntry, ManifestView]:
+    target = opened.target
+    assert target.revision is not None
+    sha = await ctx.state.resolve(opened.repo, opened.entry, target.revision)
+    view = await ctx.state.manifest(opened.repo, sha)
+    if view is None:
+        raise RevisionNotFound(target.revision)
+    f = view.files.get(target.path) if target.path else None
+    if f is None:
+        raise EntryNotFound(target.path, target.revision, sha)
+    return sha, f, view
+
+
+def _encode(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+
+class RawResponse:
+    """A pre-encoded answer: the 200 headers of a file are built once per (commit, path) and reused."""
+
+    def __init__(self, status_code: int, raw_headers: list[tuple[bytes, bytes]], body: bytes = b"") -> None:
+        self.status_code, self.raw_headers, self.body = status_code, raw_headers, body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+async def resolve_file(ctx: AppContext, request: Request, opened: OpenRepo) -> RawResponse | BlobStream:
+    sha, f, view = await lookup(ctx, opened)
+    head = request.method == "HEAD"
+    settings = ctx.settings
+    if settings.mode == "redirect" and f.size >= settings.redirect_min_size:
+        try:
+            name = quote(f.path.rsplit("/", 1)[-1], safe="")
+            location = ctx.store.presigned_get(
+                blob_key(f.sha256), timedelta(seconds=settings.presign_seconds),
+                # Blobs are stored under their hash: give browsers (and `curl -OJ`) the file's own name.
+                response_headers={"response-content-disposition": f"attachment; filename*=UTF-8''{name}"})
+        except StorageError as exc:
+            raise ServiceUnavailable(f"cannot presign a download URL: {exc}") from exc
+        if not head:
+            metrics.BYTES.labels("redirect").inc(f.size)
+        headers = {**file_headers(sha, f), "Location": location, "Content-Length": "0"}
+        return RawResponse(302, _encode(headers))
+    full = view.headers.get(f.path)
+    if full is None:
+        full = view.headers[f.path] = _encode({**file_headers(sha, f), "Content-Length": str(f.size)})
+    if head:
+        return RawResponse(200, full)
+    byte_range = parse_range(request.headers.get("range"), f.size)
+    if byte_range is None:
+        return BlobStream(ctx, f, 0, f.size, 200, full, verify=settings.verify_full_gets)
+    start, end = byte_range
+    headers = {**file_headers(sha, f), "Content-Length": str(end - start + 1),
+               "Content-Range": f"bytes {start}-{end}/{f.size}"}
+    return BlobStream(ctx, f, start, end - start + 1, 206, _encode(headers), verify=False)
+
+
+class BlobStream:
+    """An ASGI response streaming a blob range from S3 in large chunks, in constant memory."""
+
+    def __init__(self, ctx: AppContext, f: FileEntry, offset: int, length: int, status: int,
+                 raw_headers: list[tuple[bytes, bytes]], *, verify: bool) -> None:
+        self.ctx, self.f, self.offset, self.length = ctx, f, offset, length
+        self.status_code, self.raw_headers = status, raw_headers
+        self.verify = verify and offset == 0 and length == f.size
+        self.body: Any = None
+
+    async def prepare(self) -> None:
+        """Open the S3 body before the status line goes out, so a failure can still be a clean 503."""
+        if self.length == 0:
+            return
+        ctx, f = self.ctx, self.f
+        self.body = await ctx.state.run(ctx.store.open, blob_key(f.sha256), self.offset, self.length)
+        if self.body is None:
+            flag_body(ctx, f, "missing")
+            raise ServiceUnavailable(f"the body of {f.path} is missing from the object store; a repair was requested",
+                                     retry_after=60)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ctx, f = self.ctx, self.f
+        raw_headers = self.raw_headers
+        body = self.body
+        if body is None:
+            await send({"type": "http.response.start", "status": self.status_code, "headers": raw_headers})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        hasher = hashlib.sha256() if self.verify else None
+        if self.length <= ctx.settings.chunk_size:
+            await self._send_small(send, body, hasher)
+            return
+        chunks: queue.Queue[bytes | Exception] = queue.Queue(maxsize=_READ_AHEAD)
+        ready = asyncio.Event()
+        stop = threading.Event()
+        loop = asyncio.get_running_loop()
+        # The reader thread owns the S3 body from here on: it reads (and hashes) ahead of the socket,
+        # so S3, hashing and the client proceed in parallel instead of taking turns.
+        # A second thread hashes what the reader read, so reading S3 and hashing overlap too.
+        to_hash: queue.Queue[bytes] | None = queue.Queue(maxsize=2 * _READ_AHEAD) if hasher is not None else None
+        hashing = asyncio.ensure_future(anyio.to_thread.run_sync(
+            _hash_all, hasher, to_hash, stop, limiter=ctx.state.stream_limiter)) if hasher is not None else None
+        reader = asyncio.ensure_future(anyio.to_thread.run_sync(
+            _read_ahead, body, ctx.settings.chunk_size, to_hash, chunks, stop, lambda: loop.call_soon_threadsafe(
+                ready.set), limiter=ctx.state.stream_limiter))
+        sent = 0
+        try:
+            await send({"type": "http.response.start", "status": self.status_code, "headers": raw_headers})
+            pending = b""
+            while True:
+                try:
+                    item = chunks.get_nowait()
+                except queue.Empty:
+                    ready.clear()
+                    if chunks.empty():
+                        await ready.wait()
+                    continue
+                if isinstance(item, Exception):  # S3 died mid-body: the client must see a broken transfer
+                    log.error("object store read of %s failed after %d bytes: %s", f.sha256, sent, item)
+                    return
+                if not item:
+                    break
+                if pending:
+                    await send({"type": "http.response.body", "body": pending, "more_body": True})
+                    sent += len(pending)
+                pending = item
+            if hashing is not None:
+                await hashing
+            if not self._complete(sent + len(pending), hasher):
+                return  # returning before more_body=False makes the server drop the connection
+            await send({"type": "http.response.body", "body": pending, "more_body": False})
+            sent += len(pending)
+        finally:
+            stop.set()
+            for task in (reader, hashing):
+                if task is not None and not task.done():
+                    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            metrics.BYTES.labels("proxy").inc(sent)
+
+    async def _send_small(self, send: Send, body: Any, hasher: Any) -> None:
+        def read_all() -> bytes:
+            try:
+                data = body.read()
+            finally:
+                body.close()
+                body.release_conn()
+            if hasher is not None:
+                hasher.update(data)
+            return data
+
+        try:
+            data = await anyio.to_thread.run_sync(read_all, limiter=self.ctx.state.limiter)
+        except Exception as exc:
+            log.error("object store read of %s failed: %s", self.f.sha256, exc)
+            data = b""
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        if not self._complete(len(data), hasher):
+            return
+        await send({"type": "http.response.body", "body": data, "more_body": False})
+        metrics.BYTES.labels("proxy").inc(len(data))
+
+    def _complete(self, total: int, hasher: Any) -> bool:
+        """Whether the body read from S3 is whole and (when hashed) the one the manifest names."""
+        if total != self.length:
+            log.error("object store returned %d bytes of %s, expected %d", total, self.f.sha256, self.length)
+            flag_body(self.ctx, self.f, "truncated")
+            return False
+        if hasher is not None and hasher.hexdigest() != self.f.sha256:
+            flag_body(self.ctx, self.f, "sha256 mismatch")
+            return False
+        return True
+
+
+_READ_AHEAD = 4
+
+
+def _put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
+    """Blocking put that gives up once the response is over (client gone)."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.5)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _read_ahead(body: Any, chunk_size: int, to_hash: queue.Queue | None, chunks: queue.Queue,
+                stop: threading.Event, wake: Callable[[], Any]) -> None:
+    """Reader thread: S3 chunks into a bounded queue (and to the hasher); b"" at the end, or the error."""
+    try:
+        while not stop.is_set():
+            try:
+                item: bytes | Exception = body.read(chunk_size)
+            except Exception as exc:
+                item = exc
+            if to_hash is not None:
+                _put(to_hash, item if isinstance(item, bytes) else b"", stop)
+            _put(chunks, item, stop)
+            wake()
+            if not isinstance(item, bytes) or not item:
+                return
+    finally:
+        body.close()
+        body.release_conn()
+
+
+def _hash_all(hasher: Any, to_hash: queue.Queue, stop: threading.Event) -> None:
+    """Hasher thread: feed chunks in order until b"" (hashlib releases the GIL on large buffers)."""
+    while not stop.is_set():
+        try:
+            chunk = to_hash.get(timeout=0.5)
+        except queue.Empty:
+            continue
+        if not chunk:
+            return
+        hasher.update(chunk)
+
+
+def flag_body(ctx: AppContext, f: FileEntry, problem: str) -> None:
+    """serve may not write the bucket: count it, log it, and ask Airflow for a repair."""
+    metrics.INTEGRITY.inc()
+    record: dict[str, Any] = {"event": "body_integrity_failure", "problem": problem, "sha256": f.sha256,
+                              "path": f.path, "size": f.size}
+    record["repair_requested"] = ctx.trigger.request_repair([f.sha256])
+    log.error(json.dumps(record))

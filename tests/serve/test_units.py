@@ -1,0 +1,99 @@
+"""Pure pieces of serve: raw-path routing, Range parsing, cursors, error answers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from serve.api import decode_cursor, encode_cursor, page
+from serve.errors import BadRequest, EntryNotFound, GatedRepo, RangeNotSatisfiable, RepoNotFound
+from serve.paths import parse
+from serve.resolve import parse_range
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("/org/model/resolve/main/config.json", ("models", "org/model", "main", "config.json")),
+    ("/gpt2/resolve/main/config.json", ("models", "gpt2", "main", "config.json")),
+    ("/datasets/org/ds/resolve/refs%2Fconvert%2Fparquet/default/train/0000.parquet",
+     ("datasets", "org/ds", "refs/convert/parquet", "default/train/0000.parquet")),
+    ("/spaces/org/sp/resolve/refs%2Fpr%2F1/app.py", ("spaces", "org/sp", "refs/pr/1", "app.py")),
+    ("/org/model/resolve/feature%2Fx/sub/dir/file%20with%20space.txt",
+     ("models", "org/model", "feature/x", "sub/dir/file with space.txt")),
+    ("/org/model/resolve/refs/pr/1/a.txt", ("models", "org/model", "refs/pr/1", "a.txt")),
+])
+def test_resolve_paths(raw: str, expected: tuple[str, str, str, str]) -> None:
+    kind, candidates = parse(raw)
+    assert kind == "resolve"
+    t = candidates[0]
+    assert (t.repo_type, t.repo_id, t.revision, t.path) == expected
+
+
+def test_api_paths_keep_quoted_slashes_apart() -> None:
+    kind, [t] = parse("/api/models/org/model/tree/refs%2Fpr%2F1/sub%2Fdir?recursive=false")
+    assert (kind, t.action, t.revision, t.path) == ("api-repo", "tree", "refs/pr/1", "sub/dir")
+    _, [t] = parse("/api/datasets/org/ds/revision/refs%2Fconvert%2Fparquet")
+    assert (t.action, t.repo_type, t.revision) == ("info", "datasets", "refs/convert/parquet")
+    _, [t] = parse("/api/models/org/model/paths-info/main")
+    assert (t.action, t.revision) == ("paths-info", "main")
+    _, [t] = parse("/api/models/org/model/commits/v1.0")
+    assert (t.action, t.revision) == ("commits", "v1.0")
+
+
+def test_single_segment_ids_are_candidates() -> None:
+    _, candidates = parse("/api/models/gpt2/refs")
+    assert [(c.action, c.repo_id) for c in candidates] == [("info", "gpt2/refs"), ("refs", "gpt2")]
+    _, [t] = parse("/api/models/gpt2/tree/main")
+    assert (t.action, t.repo_id, t.revision) == ("tree", "gpt2", "main")
+    assert parse("/api/models")[0] == "list"
+    assert parse("/api/whoami-v2")[0] == "api:whoami-v2"
+
+
+@pytest.mark.parametrize(("header", "size", "expected"), [
+    (None, 10, None), ("bytes=0-3", 10, (0, 3)), ("bytes=5-", 10, (5, 9)), ("bytes=8-100", 10, (8, 9)),
+    ("bytes=-3", 10, (7, 9)), ("bytes=-30", 10, (0, 9)), ("bytes=9-9", 10, (9, 9)),
+    ("bytes=0-1,4-5", 10, None), ("items=0-1", 10, None), ("bytes=5-2", 10, None), ("bytes=x-1", 10, None),
+])
+def test_parse_range(header: str | None, size: int, expected: tuple[int, int] | None) -> None:
+    assert parse_range(header, size) == expected
+
+
+@pytest.mark.parametrize(("header", "size"), [("bytes=10-", 10), ("bytes=10-20", 10), ("bytes=0-", 0),
+                                              ("bytes=-0", 10)])
+def test_unsatisfiable_ranges(header: str, size: int) -> None:
+    with pytest.raises(RangeNotSatisfiable) as info:
+        parse_range(header, size)
+    response = info.value.response()
+    assert response.status_code == 416
+    assert response.headers["content-range"] == f"bytes */{size}"
+    assert response.headers["x-error-code"] == "RangeNotSatisfiable"
+
+
+def test_cursor_roundtrip_and_pages() -> None:
+    assert decode_cursor(encode_cursor(1234)) == 1234
+    assert decode_cursor(None) == 0
+    with pytest.raises(BadRequest):
+        decode_cursor("not-a-cursor!")
+    items = list(range(25))
+    chunk, headers = page(items, 0, 10, "http://m/api/models/a/b/tree/x?recursive=true")
+    assert chunk == list(range(10))
+    link = headers["Link"]
+    assert link.startswith("<http://m/api/models/a/b/tree/x?recursive=true&cursor=") and link.endswith('>; rel="next"')
+    cursor = link.split("cursor=")[1].split(">")[0]
+    chunk, headers = page(items, decode_cursor(cursor), 10, "http://m/x")
+    assert chunk == list(range(10, 20))
+    chunk, headers = page(items, 20, 10, "http://m/x")
+    assert chunk == list(range(20, 25)) and headers == {}
+
+
+def test_error_answers_carry_codes() -> None:
+    r = RepoNotFound("a/b", authenticated=False).response()
+    assert (r.status_code, r.headers["x-error-code"]) == (401, "RepoNotFound")
+    assert RepoNotFound("a/b", authenticated=True).response().status_code == 404
+    r = EntryNotFound("x.txt", "main", "a" * 40).response()
+    assert (r.status_code, r.headers["x-error-code"], r.headers["x-repo-commit"]) == (404, "EntryNotFound", "a" * 40)
+    assert json.loads(r.body)["error"]
+    assert GatedRepo("a/b", authenticated=False).response().status_code == 401
+    assert GatedRepo("a/b", authenticated=True).response().status_code == 403
+    head = RepoNotFound("a/b", authenticated=False).response(head=True)
+    assert head.body == b"" and head.headers["content-length"] == "0"
