@@ -50,11 +50,19 @@ def _cmd_gc(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import os
+
     import uvicorn
 
+    # Workers are separate processes that build their settings from the environment.
+    if args.mode:
+        os.environ["HUBMIRROR_SERVE_MODE"] = args.mode
+    if args.config:
+        os.environ["HUBMIRROR_CONFIG"] = args.config
     # Imported by name so that mirror_core never imports serve (serve builds on mirror_core).
     uvicorn.run("serve.app:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level=args.log_level, env_file=None)
+                workers=args.workers, log_level=args.log_level, env_file=None,
+                access_log=os.environ.get("HUBMIRROR_SERVE_ACCESS_LOG", "1").lower() not in ("0", "false", "no"))
     return 0
 
 
@@ -107,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--upstream", default=None, help="upstream hub URL (default https://huggingface.co)")
     p.add_argument("--demo", action="store_true", help="start the offline fake hub as the upstream")
     p.add_argument("--data-dir", default=".hubmirror", help="where local state lives")
+    p.add_argument("--airflow-port", type=int, default=None, help="Airflow UI/API port (default 8080 if free)")
+    p.add_argument("--serve-port", type=int, default=None, help="serve port (default 8000 if free)")
     p.set_defaults(handler=_cmd_up)
     return parser
 

@@ -1,0 +1,147 @@
+"""What every hubmirror DAG shares: start date, retry manners towards the upstream, assets, settings.
+
+Kept tiny and cheap to import (the dag-processor parses DAG files often): mirror_core itself is
+imported inside the task bodies. Timing knobs come from the environment so a test (or an impatient
+operator) can shorten them without editing DAG files:
+
+* HUBMIRROR_UPSTREAM_RETRIES      retries of upstream tasks (default 4)
+* HUBMIRROR_RETRY_DELAY_SECONDS   first retry delay of upstream tasks (default 60, doubled each try)
+* HUBMIRROR_MAX_RETRY_DELAY_SECONDS  cap of that delay (default 1800)
+* HUBMIRROR_SYNC_SCHEDULE          cron of hubmirror_sync (default "0 */6 * * *")
+* HUBMIRROR_UPSTREAM_POOL_SLOTS    slots of the pool `hf_upstream` when hubmirror creates it (default 4)
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.sdk import Asset, ExceptionRetryPolicy, RetryAction, RetryRule
+
+START_DATE = pendulum.datetime(2026, 1, 1, tz="UTC")
+UPSTREAM_POOL = "hf_upstream"
+TRENDING_ASSET = Asset("hubmirror://state/trending/latest.json", group="hubmirror")
+CATALOG_ASSET = Asset("hubmirror://state/catalog/latest.json", group="hubmirror")
+
+RETRY_DELAY = timedelta(seconds=float(os.environ.get("HUBMIRROR_RETRY_DELAY_SECONDS", "60")))
+MAX_RETRY_DELAY = timedelta(seconds=float(os.environ.get("HUBMIRROR_MAX_RETRY_DELAY_SECONDS", "1800")))
+UPSTREAM_RETRIES = int(os.environ.get("HUBMIRROR_UPSTREAM_RETRIES", "4"))
+SYNC_SCHEDULE = os.environ.get("HUBMIRROR_SYNC_SCHEDULE", "0 */6 * * *")
+
+# Retrying cannot fix a refused token, a gated repo or bad input: fail on the first try so the
+# operator sees the real cause at once. Everything else (5xx, network, 429, storage hiccups)
+# follows the task's exponential backoff.
+UPSTREAM_RETRY_POLICY = ExceptionRetryPolicy(rules=[
+    RetryRule(exception=["mirror_core.errors.UpstreamAuthError"], action=RetryAction.FAIL,
+              reason="the upstream refused the service token (401/403/gated): fix the token, do not retry"),
+    RetryRule(exception=["mirror_core.errors.ConfigError", "mirror_core.errors.InvalidInputError"],
+              action=RetryAction.FAIL, reason="invalid settings or input: retrying cannot help"),
+])
+
+UPSTREAM_TASK_ARGS: dict[str, Any] = {
+    "pool": UPSTREAM_POOL,
+    "retries": UPSTREAM_RETRIES,
+    "retry_delay": RETRY_DELAY,
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": MAX_RETRY_DELAY,
+    "retry_policy": UPSTREAM_RETRY_POLICY,
+}
+
+DEFAULT_ARGS: dict[str, Any] = {"owner": "hubmirror", "retries": 1, "retry_delay": RETRY_DELAY}
+
+
+def settings_and_store():
+    """mirror_core Settings (from Airflow connections, see plugins/hooks.py) and the bucket Store."""
+    from mirror_core.store import Store
+    from plugins.hooks import mirror_settings
+
+    settings = mirror_settings()
+    return settings, Store(settings.s3)
+
+
+def run_id_of(context: Any) -> str:
+    """A report id that names the DAG run it came from (S3-key safe)."""
+    dag_run = context["dag_run"]
+    safe = "".join(c if c.isalnum() or c in "-_.:+" else "-" for c in dag_run.run_id)
+    return f"{dag_run.dag_id}--{safe}"[:200]
+
+
+class RepoSyncFailed(RuntimeError):
+    """mirror_core recorded a failed sync (upstream 5xx, network, storage): raised so Airflow retries."""
+
+
+def sync_one(repo_plan: dict, *, force: bool, context: Any) -> dict:
+    """Task body of `sync_repo`: mirror one planned repo, fail the task if mirror_core reports failure.
+
+    UpstreamAuthError propagates from mirror_core unchanged, so UPSTREAM_RETRY_POLICY fails it at once.
+    The error text is also pushed as XCom `error` so the run report can name it.
+    """
+    from mirror_core.selection import RepoPlan
+    from mirror_core.sync import sync_repo
+
+    settings, _ = settings_and_store()
+    plan = RepoPlan.from_dict(repo_plan)
+    try:
+        result = sync_repo(settings, plan.repo, plan.revisions, allow_patterns=plan.allow_patterns,
+                           ignore_patterns=plan.ignore_patterns, force=force, run_id=run_id_of(context))
+    except Exception as exc:  # UpstreamAuthError, invalid input: recorded for the report, then raised
+        context["ti"].xcom_push(key="error", value=f"{type(exc).__name__}: {exc}")
+        raise
+    if not result.ok:
+        context["ti"].xcom_push(key="error", value=str(result.error))
+        raise RepoSyncFailed(f"{plan.repo_type}/{plan.repo_id}: {result.error}")
+    return result.to_dict()
+
+
+def report_and_catalog(plans: list[dict], context: Any, *, mapped: bool) -> dict:
+    """Collect each repo's outcome from XCom, write the run report, rebuild the catalog.
+
+    Runs with trigger_rule all_done: a repo without a result failed (its error XCom says why).
+    """
+    from mirror_core.catalog import build_catalog
+    from mirror_core.reports import write_run_report
+
+    settings, store = settings_and_store()
+    ti = context["ti"]
+    results, failed = [], []
+    for index, plan in enumerate(plans):
+        where = {"map_indexes": index} if mapped else {}
+        result = ti.xcom_pull(task_ids="sync_repo", **where)
+        if result:
+            results.append(result)
+            continue
+        error = ti.xcom_pull(task_ids="sync_repo", key="error", **where)
+        failed.append({"repo_id": plan["repo_id"], "repo_type": plan["repo_type"],
+                       "map_index": index if mapped else None,
+                       "error": error or "the sync_repo task did not succeed; see its log in Airflow"})
+    dag_run = context["dag_run"]
+    summary = {
+        "dag_id": dag_run.dag_id,
+        "dag_run_id": dag_run.run_id,
+        "planned": len(plans),
+        "synced": len(results),
+        "failed": failed,
+        "bytes_fetched": sum(int(r.get("bytes_fetched") or 0) for r in results),
+        "bytes_reused": sum(int(r.get("bytes_reused") or 0) for r in results),
+        "results": results,
+    }
+    report_key = write_run_report(store, "sync", run_id_of(context), summary)
+    catalog_key = build_catalog(settings, store)
+    print(f"run report: {report_key}; catalog: {catalog_key}; {len(results)}/{len(plans)} repos synced")
+    return {"report_key": report_key, "catalog_key": catalog_key, "planned": len(plans),
+            "synced": len(results), "failed": failed}
+
+
+def fail_if_any_failed(summary: dict) -> None:
+    """End the run failed (visible in the grid) when any repo failed."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    if summary["failed"]:
+        names = ", ".join(f"{f['repo_type']}/{f['repo_id']}" for f in summary["failed"])
+        raise AirflowFailException(
+            f"{len(summary['failed'])} of {summary['planned']} repos failed: {names}. "
+            "The run report and catalog were written. Fix the cause, then clear the failed tasks "
+            "(sync_repo and report) to retry just those repos."
+        )

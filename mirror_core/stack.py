@@ -1,0 +1,397 @@
+"""`hubmirror up`: the whole mirror on one machine, every server on 127.0.0.1, no Docker.
+
+SeaweedFS S3 (embedded), optionally the offline fake hub (`--demo`), Airflow as its four components
+(api-server, scheduler, dag-processor, triggerer; SQLite, LocalExecutor, SimpleAuthManager with a
+persisted admin password) and `hubmirror serve`. Airflow runs as subprocesses so that mirror_core never
+imports it. The scheduler and triggerer get `--skip-serve-logs` because their log servers would bind
+every interface; the api-server reads task logs from disk instead.
+
+`AirflowStack` is also what the end-to-end tests use to start and stop Airflow.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from mirror_core.embedded_s3 import EmbeddedS3, free_port, start_embedded_s3
+from mirror_core.errors import ConfigError, HubmirrorError
+from mirror_core.settings import DEFAULT_UPSTREAM, S3Settings, Settings
+from mirror_core.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+DAGS_FOLDER = ROOT / "dags"
+ADMIN_USER = "admin"
+UPSTREAM_POOL = "hf_upstream"
+COMPONENTS: dict[str, list[str]] = {
+    "api-server": ["api-server", "--host", "127.0.0.1", "--port", "{port}"],
+    "scheduler": ["scheduler", "--skip-serve-logs"],
+    "dag-processor": ["dag-processor"],
+    "triggerer": ["triggerer", "--skip-serve-logs"],
+}
+
+
+class StackError(HubmirrorError):
+    """A component of the local stack failed to start; the message names it and its log file."""
+
+
+def airflow_binary() -> str:
+    beside = Path(sys.executable).parent / "airflow"
+    return str(beside) if beside.exists() else "airflow"
+
+
+def _port(preferred: int | None, default: int) -> int:
+    """`preferred` if given, else `default` if free on 127.0.0.1, else any free port."""
+    import socket
+
+    if preferred:
+        return preferred
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", default))
+            return default
+        except OSError:
+            return free_port()
+
+
+@dataclass
+class Proc:
+    name: str
+    process: subprocess.Popen
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def spawn(name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> Proc:
+    """Start a child in its own session (Ctrl-C reaches only us; we stop it in order), output to a log."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True, cwd=str(ROOT))
+    return Proc(name, process, log_path)
+
+
+def stop_procs(procs: list[Proc], timeout: float = 30) -> None:
+    """SIGTERM each (in reverse start order), wait, then SIGKILL what is left of each process group."""
+    for proc in reversed(procs):
+        if proc.alive():
+            os.kill(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for proc in reversed(procs):
+        try:
+            proc.process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.process.wait(5)
+        try:  # the group was created by us for this child: take any worker it left behind with it
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _load_or_create(path: Path, make: Any) -> dict[str, str]:
+    if path.exists():
+        return json.loads(path.read_text())
+    value = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value, indent=2))
+    path.chmod(0o600)
+    return value
+
+
+@dataclass
+class AirflowStack:
+    """Airflow's four components on 127.0.0.1 with an isolated AIRFLOW_HOME (SQLite, SimpleAuthManager)."""
+
+    home: Path
+    port: int
+    extra_env: dict[str, str] = field(default_factory=dict)
+    paused_at_creation: bool = False
+    parallelism: int = 4
+    procs: list[Proc] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def passwords_file(self) -> Path:
+        return self.home / "simple_auth_manager_passwords.json"
+
+    @property
+    def admin_password(self) -> str:
+        return json.loads(self.passwords_file.read_text())[ADMIN_USER]
+
+    def env(self) -> dict[str, str]:
+        keys = _load_or_create(self.home / "hubmirror-secrets.json", lambda: {
+            "jwt_secret": secrets.token_urlsafe(32),
+            "api_secret_key": secrets.token_urlsafe(32),
+            "fernet_key": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        })
+        _load_or_create(self.passwords_file, lambda: {
+            ADMIN_USER: os.environ.get("HUBMIRROR_ADMIN_PASSWORD") or secrets.token_urlsafe(12)})
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+        env.update({
+            "AIRFLOW_HOME": str(self.home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": str(self.paused_at_creation),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
+            "AIRFLOW__CORE__AUTH_MANAGER":
+                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.passwords_file),
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__API__BASE_URL": self.url,
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
+            "AIRFLOW__API_AUTH__JWT_SECRET": keys["jwt_secret"],
+            "AIRFLOW__API__SECRET_KEY": keys["api_secret_key"],
+            "AIRFLOW__CORE__FERNET_KEY": keys["fernet_key"],
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        })
+        env.update(self.extra_env)
+        return env
+
+    def _airflow(self, *args: str, timeout: float = 180) -> None:
+        log_dir = self.home / "logs" / "hubmirror"
+        proc = spawn(f"airflow-{args[0]}", [airflow_binary(), *args], self.env(), log_dir)
+        try:
+            code = proc.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            stop_procs([proc])
+            raise StackError(f"`airflow {' '.join(args)}` took over {timeout:.0f}s; see {proc.log_path}") from None
+        if code != 0:
+            raise StackError(f"`airflow {' '.join(args)}` failed (exit {code}); see {proc.log_path}:\n{proc.tail()}")
+
+    def start(self, timeout: float = 240) -> None:
+        """Migrate the DB, create the pool, start the four components and wait until all are healthy."""
+        if not DAGS_FOLDER.is_dir():
+            raise StackError(f"no DAGs at {DAGS_FOLDER}: `hubmirror up` runs from a source checkout "
+                             "(pip install -e .); in production use the Docker image, compose or Helm")
+        self.home.mkdir(parents=True, exist_ok=True)
+        self._airflow("db", "migrate")
+        slots = self.env().get("HUBMIRROR_UPSTREAM_POOL_SLOTS", "4")
+        self._airflow("pools", "set", UPSTREAM_POOL, slots, "hubmirror: concurrent repo syncs against the upstream")
+        env, log_dir = self.env(), self.home / "logs" / "hubmirror"
+        for name, argv in COMPONENTS.items():
+            args = [a.format(port=self.port) for a in argv]
+            self.procs.append(spawn(name, [airflow_binary(), *args], env, log_dir))
+        try:
+            self.wait_healthy(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        last = "no answer yet"
+        while time.monotonic() < deadline:
+            for proc in self.procs:
+                if not proc.alive():
+                    raise StackError(f"airflow {proc.name} exited (code {proc.process.returncode}); "
+                                     f"see {proc.log_path}:\n{proc.tail()}")
+            try:
+                health = httpx.get(f"{self.url}/api/v2/monitor/health", timeout=5).json()
+                states = {k: (v or {}).get("status") for k, v in health.items()}
+                if all(s == "healthy" for s in states.values()) and len(states) >= 4:
+                    return
+                last = str(states)
+            except (httpx.HTTPError, ValueError) as exc:
+                last = str(exc)
+            time.sleep(1)
+        raise StackError(f"Airflow at {self.url} not healthy within {timeout:.0f}s ({last}); "
+                         f"logs in {self.home / 'logs' / 'hubmirror'}")
+
+    def token(self) -> str:
+        r = httpx.post(f"{self.url}/auth/token", json={"username": ADMIN_USER, "password": self.admin_password},
+                       timeout=30)
+        r.raise_for_status()
+        return r.json()["access_token"]
+
+    def stop(self) -> None:
+        stop_procs(self.procs)
+
+
+def _fakehub_modules() -> tuple[Any, Any]:
+    """tests.fakehub (corpus, server): it ships with the source checkout, not with the installed package."""
+    if not (ROOT / "tests" / "fakehub").is_dir():
+        raise ConfigError(f"--demo needs the fake hub from a source checkout (tests/fakehub under {ROOT})")
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from tests.fakehub import corpus, server
+
+    return corpus, server
+
+
+def _demo_config(data_dir: Path) -> Path:
+    """A settings file for --demo: a few fakehub repos, and the fakehub's CDN host allowed for redirects."""
+    corpus, _ = _fakehub_modules()
+
+    repos = [{"id": corpus.SMALL_MODEL, "type": "model"}, {"id": corpus.DATASET, "type": "dataset"}]
+    config = {"selection": {"repos": repos},
+              "transfer": {"allowed_redirect_hosts": ["127.0.0.1", "localhost"]}}
+    path = data_dir / "demo-config.yaml"
+    import yaml
+
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def _wait_http(url: str, proc: Proc, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise StackError(f"{proc.name} exited (code {proc.process.returncode}); "
+                             f"see {proc.log_path}:\n{proc.tail()}")
+        try:
+            if httpx.get(url, timeout=3).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise StackError(f"{proc.name} did not answer {url} within {timeout:.0f}s; see {proc.log_path}")
+
+
+def run_up(args: Any, settings: Settings) -> int:
+    """Start everything, print the URLs and the admin password, block until Ctrl-C/SIGTERM, stop all."""
+    from rich.console import Console
+
+    console = Console(soft_wrap=True)
+    data_dir = Path(getattr(args, "data_dir", None) or ".hubmirror").resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    demo = bool(getattr(args, "demo", False))
+    upstream = getattr(args, "upstream", None)
+    if demo and upstream:
+        raise ConfigError("--demo starts its own upstream (the fake hub): drop --upstream, or drop --demo")
+    config_file = getattr(args, "config", None) or os.environ.get("HUBMIRROR_CONFIG")
+
+    stopping = threading.Event()
+
+    def _on_signal(signum: int, frame: Any) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+
+    s3: EmbeddedS3 | None = None
+    fakehub: Any = None
+    airflow: AirflowStack | None = None
+    serve_procs: list[Proc] = []
+    try:
+        console.print(f"[bold]hubmirror up[/bold]: state in {data_dir}")
+        s3 = start_embedded_s3(data_dir / "s3", bucket=settings.s3_bucket)
+        env = {**s3.env(), "HUBMIRROR_S3_BUCKET": settings.s3_bucket}
+        token = settings.token
+        if demo:
+            fakehub = _fakehub_modules()[1].start_fakehub(data_dir / "fakehub")
+            upstream, token = fakehub.url, _service_token(fakehub)
+            config_file = config_file or str(_demo_config(data_dir))
+        upstream = (upstream or settings.upstream_url or DEFAULT_UPSTREAM).rstrip("/")
+        env["HUBMIRROR_UPSTREAM_URL"] = upstream
+        if token:
+            env["HUBMIRROR_UPSTREAM_TOKEN"] = token
+        if config_file:
+            env["HUBMIRROR_CONFIG"] = str(Path(config_file).resolve())
+        Store(S3Settings(endpoint=s3.endpoint, access_key=s3.access_key, secret_key=s3.secret_key,
+                         bucket=settings.s3_bucket, region="us-east-1")).ensure_bucket()
+
+        af_port = _port(getattr(args, "airflow_port", None), 8080)
+        serve_port = _port(getattr(args, "serve_port", None), 8000 if af_port != 8000 else 8001)
+        serve_url = f"http://127.0.0.1:{serve_port}"
+        connections = {
+            "AIRFLOW_CONN_HUBMIRROR_S3": json.dumps({
+                "conn_type": "aws", "login": s3.access_key, "password": s3.secret_key,
+                "extra": {"endpoint_url": s3.endpoint, "region_name": "us-east-1", "bucket": settings.s3_bucket}}),
+            "AIRFLOW_CONN_HUBMIRROR_UPSTREAM": json.dumps(
+                {"conn_type": "generic", "host": upstream, **({"password": token} if token else {})}),
+        }
+        airflow = AirflowStack(data_dir / "airflow", af_port,
+                               extra_env={**env, **connections, "HUBMIRROR_SERVE_URL": serve_url})
+        console.print("starting Airflow (db migrate, pool, api-server, scheduler, dag-processor, triggerer)...")
+        airflow.start()
+        serve_env = {**{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}, **env,
+                     "HUBMIRROR_SERVE_PUBLIC_URL": serve_url,
+                     "HUBMIRROR_SERVE_AIRFLOW_URL": airflow.url,
+                     "HUBMIRROR_SERVE_AIRFLOW_USERNAME": ADMIN_USER,
+                     "HUBMIRROR_SERVE_AIRFLOW_PASSWORD": airflow.admin_password}
+        serve = spawn("serve", [sys.executable, "-m", "mirror_core.cli", "serve", "--host", "127.0.0.1",
+                                "--port", str(serve_port)], serve_env, data_dir / "logs")
+        serve_procs.append(serve)
+        _wait_http(f"{serve_url}/healthz", serve, 60)
+        _print_urls(console, airflow, serve_url, s3, upstream, demo, data_dir)
+        while not stopping.is_set():
+            for proc in [*airflow.procs, *serve_procs]:
+                if not proc.alive():
+                    console.print(f"[red]{proc.name} exited (code {proc.process.returncode}); see {proc.log_path}")
+                    stopping.set()
+            stopping.wait(2)
+        return 0
+    finally:
+        console.print("stopping...")
+        stop_procs(serve_procs)
+        if airflow is not None:
+            airflow.stop()
+        if fakehub is not None:
+            fakehub.stop()
+        if s3 is not None:
+            s3.stop()
+        console.print("stopped.")
+
+
+def _service_token(fakehub: Any) -> str | None:
+    tokens = getattr(fakehub, "tokens", None)
+    if isinstance(tokens, dict):
+        return tokens.get("service") or next(iter(tokens.values()), None)
+    if isinstance(tokens, list | tuple):
+        return tokens[0] if tokens else None
+    return tokens
+
+
+def _print_urls(console: Any, airflow: AirflowStack, serve_url: str, s3: EmbeddedS3, upstream: str, demo: bool,
+                data_dir: Path) -> None:
+    example = "hf-internal-testing/tiny-random-gpt2"
+    if demo:
+        example = _fakehub_modules()[0].SMALL_MODEL
+    console.print(f"""
+[bold green]hubmirror is up[/bold green] (Ctrl-C stops everything)
+  Airflow UI / API   {airflow.url}    user [bold]{ADMIN_USER}[/bold]  password [bold]{airflow.admin_password}[/bold]
+  Mirror page        {airflow.url}/plugin/hubmirror  (Browse > Mirror)
+  Mirror (serve)     {serve_url}    HF_ENDPOINT for clients
+  S3 (SeaweedFS)     {s3.endpoint}  bucket {s3.bucket}
+  Upstream           {upstream}{'  (offline fake hub)' if demo else ''}
+  Logs               {data_dir / 'logs'}, {airflow.home / 'logs'}
+
+Try it:
+  open {airflow.url}/dags/hubmirror_sync_repo, press Trigger, repo_id = {example}
+  (the demo selection is synced by hubmirror_sync: its first run starts by itself)
+  HF_ENDPOINT={serve_url} hf download {example}
+""")
