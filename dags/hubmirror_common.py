@@ -51,6 +51,10 @@ UPSTREAM_TASK_ARGS: dict[str, Any] = {
 
 DEFAULT_ARGS: dict[str, Any] = {"owner": "hubmirror", "retries": 1, "retry_delay": RETRY_DELAY}
 
+# What every hubmirror DAG shares; each DAG file adds its id, schedule, docs and params.
+DAG_ARGS: dict[str, Any] = {"start_date": START_DATE, "catchup": False, "default_args": DEFAULT_ARGS,
+                            "tags": ["hubmirror"]}
+
 
 def settings_and_store():
     """mirror_core Settings (from Airflow connections, see plugins/hooks.py) and the bucket Store."""
@@ -91,6 +95,10 @@ def sync_one(repo_plan: dict, *, force: bool, context: Any) -> dict:
         raise
     if not result.ok:
         context["ti"].xcom_push(key="error", value=str(result.error))
+        if not result.retryable:  # gone, gated or hidden from our token: a retry would only fail again
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(f"{plan.repo_type}/{plan.repo_id}: {result.error}")
         raise RepoSyncFailed(f"{plan.repo_type}/{plan.repo_id}: {result.error}")
     return result.to_dict()
 

@@ -7,18 +7,15 @@ Params: `dry_run` (list what would go and the bytes reclaimed; delete nothing) a
 from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
-from hubmirror_common import DEFAULT_ARGS, START_DATE, run_id_of, settings_and_store
+from hubmirror_common import DAG_ARGS, run_id_of, settings_and_store
 
 
 @dag(
     dag_id="hubmirror_gc",
     schedule="0 4 * * 0",
-    start_date=START_DATE,
-    catchup=False,
     max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    tags=["hubmirror"],
     doc_md=__doc__,
+    **DAG_ARGS,
     params={
         "dry_run": Param(False, type="boolean", title="Dry run",
                          description="Only report what retention and GC would delete."),
@@ -46,7 +43,8 @@ def hubmirror_gc():
         settings, store = settings_and_store()
         context = get_current_context()
         report = gc(settings, store, dry_run=params["dry_run"], grace_seconds=params["grace_hours"] * 3600,
-                    assume_removed=frozenset(retention["removed"]) if params["dry_run"] else frozenset())
+                    assume_removed=frozenset(retention["removed"]) if params["dry_run"] else frozenset(),
+                    write_report=False)  # one report for the whole cycle, written below
         summary = {"retention": retention, "gc": report.to_dict()}
         key = write_run_report(store, "gc", run_id_of(context), summary)
         print(f"gc report: {key}; {report.deleted} bodies, {report.bytes_reclaimed} bytes "

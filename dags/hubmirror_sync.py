@@ -28,8 +28,7 @@ from airflow.sdk import (
 )
 from hubmirror_common import (
     CATALOG_ASSET,
-    DEFAULT_ARGS,
-    START_DATE,
+    DAG_ARGS,
     SYNC_SCHEDULE,
     TRENDING_ASSET,
     UPSTREAM_TASK_ARGS,
@@ -49,12 +48,9 @@ else:
 @dag(
     dag_id="hubmirror_sync",
     schedule=SCHEDULE,
-    start_date=START_DATE,
-    catchup=False,
     max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    tags=["hubmirror"],
     doc_md=__doc__,
+    **DAG_ARGS,
     params={
         "force": Param(False, type="boolean", title="Force",
                        description="Re-list and re-check every repo even if its ref is already current."),

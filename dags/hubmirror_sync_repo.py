@@ -13,8 +13,7 @@ from datetime import timedelta
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 from hubmirror_common import (
     CATALOG_ASSET,
-    DEFAULT_ARGS,
-    START_DATE,
+    DAG_ARGS,
     UPSTREAM_TASK_ARGS,
     fail_if_any_failed,
     report_and_catalog,
@@ -26,12 +25,9 @@ from hubmirror_common import (
 @dag(
     dag_id="hubmirror_sync_repo",
     schedule=None,
-    start_date=START_DATE,
-    catchup=False,
     max_active_runs=4,
-    default_args=DEFAULT_ARGS,
-    tags=["hubmirror"],
     doc_md=__doc__,
+    **DAG_ARGS,
     params={
         "repo_id": Param(type="string", minLength=1, maxLength=200, pattern=r"^[\w.-]+(/[\w.-]+)?$",
                          title="Repo id", description="Upstream repo id, e.g. openai-community/gpt2"),

@@ -7,18 +7,15 @@ schedules hubmirror_sync, so newly trending repos are mirrored without waiting f
 from __future__ import annotations
 
 from airflow.sdk import dag, task
-from hubmirror_common import DEFAULT_ARGS, START_DATE, TRENDING_ASSET, UPSTREAM_TASK_ARGS, settings_and_store
+from hubmirror_common import DAG_ARGS, TRENDING_ASSET, UPSTREAM_TASK_ARGS, settings_and_store
 
 
 @dag(
     dag_id="hubmirror_trending",
     schedule="@daily",
-    start_date=START_DATE,
-    catchup=False,
     max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    tags=["hubmirror"],
     doc_md=__doc__,
+    **DAG_ARGS,
 )
 def hubmirror_trending():
     @task(**UPSTREAM_TASK_ARGS, outlets=[TRENDING_ASSET])

@@ -1,7 +1,8 @@
 """hubmirror_verify: weekly re-hash of stored bodies against their manifests, with repair.
 
-Params: `sample` (how many bodies; 0 = all, rotating through the bucket across runs) and `dry_run`
-(report only; no re-fetch). The run fails when problems remain, after the report is written.
+Params: `sample` (how many bodies; 0 = all, rotating through the bucket across runs), `dry_run`
+(report only; no re-fetch) and `sha256` (only these bodies; serve sends the ones whose proxied read
+failed its hash). The run fails when problems remain, after the report is written.
 """
 
 from __future__ import annotations
@@ -9,23 +10,23 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
-from hubmirror_common import DEFAULT_ARGS, START_DATE, UPSTREAM_POOL, run_id_of, settings_and_store
+from hubmirror_common import DAG_ARGS, UPSTREAM_POOL, run_id_of, settings_and_store
 
 
 @dag(
     dag_id="hubmirror_verify",
     schedule="0 3 * * 0",
-    start_date=START_DATE,
-    catchup=False,
     max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    tags=["hubmirror"],
     doc_md=__doc__,
+    **DAG_ARGS,
     params={
         "sample": Param(2000, type="integer", minimum=0, title="Sample size",
                         description="Bodies to re-hash this run (0 = all of them)."),
         "dry_run": Param(False, type="boolean", title="Dry run",
                          description="Only report; do not re-fetch missing or corrupt bodies."),
+        "sha256": Param([], type="array", items={"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                        title="Only these bodies",
+                        description="sha256 of bodies to re-hash (and repair); empty = use the sample size."),
     },
 )
 def hubmirror_verify():
@@ -37,7 +38,7 @@ def hubmirror_verify():
 
         settings, store = settings_and_store()
         report = verify_bucket(settings, store, sample=params["sample"] or None, repair=not params["dry_run"],
-                               run_id=run_id_of(get_current_context()))
+                               run_id=run_id_of(get_current_context()), bodies=params["sha256"] or None)
         summary = report.to_dict()
         print(f"verify report: {report.report_key}: {summary.get('missing')} missing, "
               f"{summary.get('corrupt')} corrupt, {report.repaired} repaired")

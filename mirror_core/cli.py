@@ -59,7 +59,10 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         os.environ["HUBMIRROR_SERVE_MODE"] = args.mode
     if args.config:
         os.environ["HUBMIRROR_CONFIG"] = args.config
-    # Imported by name so that mirror_core never imports serve (serve builds on mirror_core).
+    # Fail here, with the field named, rather than in every worker after uvicorn has started them.
+    from serve.config import load_serve_settings
+
+    load_serve_settings(args.config).all_tokens()
     uvicorn.run("serve.app:create_app", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level=args.log_level, env_file=None,
                 access_log=os.environ.get("HUBMIRROR_SERVE_ACCESS_LOG", "1").lower() not in ("0", "false", "no"))
@@ -95,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("verify", help="re-hash stored bodies against their manifests")
     p.add_argument("--sample", type=int, default=None, metavar="N", help="check N bodies (rotating) instead of all")
+    p.add_argument("--body", action="append", default=None, metavar="SHA256",
+                   help="check only this body (repeatable), e.g. one serve flagged")
     p.add_argument("--repair", action="store_true", help="re-fetch missing or corrupt bodies from the upstream")
     p.set_defaults(handler=_cmd_verify)
 

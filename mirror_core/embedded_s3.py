@@ -24,6 +24,7 @@ from mirror_core.errors import StorageUnavailableError
 
 DEFAULT_ACCESS_KEY = "hubmirror"
 DEFAULT_SECRET_KEY = "hubmirror-local-secret"
+MAX_VOLUMES = 1000
 _PORTS = ("master", "volume", "filer", "s3", "admin")
 
 
@@ -124,6 +125,8 @@ def start_embedded_s3(
     grpc = dict(zip(_PORTS, _free_ports(len(_PORTS) * 2)[len(_PORTS):], strict=True))
     args = [weed_binary(), "mini", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             "-admin.ui=false", "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
+            # one volume per bucket: the default cap (free disk / volume size) runs out after a few dozen
+            f"-volume.max={MAX_VOLUMES}",
             f"-s3.config={config}"]
     for name in _PORTS:
         args += [f"-{name}.port={ports[name]}", f"-{name}.port.grpc={grpc[name]}"]

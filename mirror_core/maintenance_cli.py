@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from rich.console import Console
+from rich.filesize import decimal
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
@@ -21,13 +22,6 @@ out = Console()
 err = Console(stderr=True)
 SHOWN = 20  # items listed per category in the summary; the run report has more
 
-
-def human(n: int | float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
 
 
 class _Bar:
@@ -54,11 +48,16 @@ def run_verify(args: argparse.Namespace, settings: Settings) -> int:
     if args.sample is not None and args.sample < 1:
         err.print(f"[red]error:[/red] --sample must be a positive number of bodies, got {args.sample}")
         return 2
+    bodies = [b.lower() for b in args.body] if args.body else None
+    if bodies and any(len(b) != 64 or set(b) - set("0123456789abcdef") for b in bodies):
+        err.print("[red]error:[/red] --body takes a body's sha256: 64 hex digits, as in blobs/sha256/...")
+        return 2
     store = _open_store(settings)
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                TimeRemainingColumn())
     with Progress(*columns, console=err, transient=True) as progress:
-        report = verify(settings, store, sample=args.sample, repair=args.repair, progress=_Bar(progress))
+        report = verify(settings, store, sample=args.sample, repair=args.repair, progress=_Bar(progress),
+                        bodies=bodies)
     print_verify(report)
     return 0 if report.ok else 1
 
@@ -67,13 +66,13 @@ def print_verify(report: VerifyReport) -> None:
     table = Table(title=f"verify {report.run_id} ({report.mode}{' + repair' if report.repair else ''})",
                   show_header=False)
     table.add_row("repos / manifests", f"{report.repos} / {report.manifests}")
-    table.add_row("bodies in bucket", f"{report.blobs} ({human(report.blob_bytes)})")
-    table.add_row("bodies re-hashed", f"{report.checked} ({human(report.bytes_checked)}, "
-                                      f"{human(report.throughput)}/s)")
+    table.add_row("bodies in bucket", f"{report.blobs} ({decimal(report.blob_bytes)})")
+    table.add_row("bodies re-hashed", f"{report.checked} ({decimal(report.bytes_checked)}, "
+                                      f"{decimal(report.throughput)}/s)")
     table.add_row("missing / corrupt", f"{len(report.missing)} / {len(report.corrupt)}")
     if report.repair:
         table.add_row("repaired / still broken", f"{report.repaired} / {len(report.unresolved)}")
-    table.add_row("orphans (gc will reclaim)", f"{report.orphans} ({human(report.orphan_bytes)})")
+    table.add_row("orphans (gc will reclaim)", f"{report.orphans} ({decimal(report.orphan_bytes)})")
     if report.cursor:
         table.add_row("sample cursor", f"after {report.cursor['after'] or '-'} (cycle {report.cursor['cycle']})")
     table.add_row("report", report.report_key or "-")
@@ -109,12 +108,12 @@ def print_gc(report: GcReport) -> None:
     table.add_row("retention", f"keep last {retention.get('keep_last')} per branch + every ref target")
     table.add_row(f"manifests that {verb} removed", f"{len(removed)} of {retention.get('manifests', 0)}")
     table.add_row("manifests inside the grace period", str(len(retention.get("young", []))))
-    table.add_row("bodies in bucket", f"{report.blobs} ({human(report.blob_bytes)})")
-    table.add_row("bodies named by retained manifests", f"{report.referenced} ({human(report.referenced_bytes)})")
+    table.add_row("bodies in bucket", f"{report.blobs} ({decimal(report.blob_bytes)})")
+    table.add_row("bodies named by retained manifests", f"{report.referenced} ({decimal(report.referenced_bytes)})")
     table.add_row(f"unnamed, younger than {report.grace_seconds}s (kept)",
-                  f"{report.young} ({human(report.young_bytes)})")
+                  f"{report.young} ({decimal(report.young_bytes)})")
     table.add_row(f"bodies that {verb} deleted", str(report.deleted))
-    table.add_row("bytes reclaimed" + (" (would be)" if report.dry_run else ""), human(report.bytes_reclaimed))
+    table.add_row("bytes reclaimed" + (" (would be)" if report.dry_run else ""), decimal(report.bytes_reclaimed))
     if report.missing:
         table.add_row("named but missing", f"{report.missing} (run `hubmirror verify --repair`)")
     table.add_row("report", report.report_key or "-")
@@ -124,7 +123,7 @@ def print_gc(report: GcReport) -> None:
             out.print(f"  manifest {key}")
         _more(len(removed))
         for blob in report.deleted_blobs[:SHOWN]:
-            out.print(f"  body {blob['sha256']} ({human(blob['size'])})")
+            out.print(f"  body {blob['sha256']} ({decimal(blob['size'])})")
         _more(report.deleted)
     for line in (retention.get("problems", []) + report.problems + report.warnings)[:SHOWN]:
         out.print(f"  [red]problem:[/red] {line}")

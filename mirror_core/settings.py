@@ -95,8 +95,7 @@ class TransferSettings(_Section):
 
 
 class RetentionSettings(_Section):
-    keep_last: int = Field(default=3, ge=1, description="commits kept per branch")
-    keep_tags: bool = True
+    keep_last: int = Field(default=3, ge=1, description="commits kept per branch (tagged commits are always kept)")
     gc_grace_seconds: int = Field(default=24 * 3600, ge=0)
 
 

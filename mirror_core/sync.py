@@ -59,6 +59,7 @@ class RepoSyncResult:
     bytes_fetched: int = 0
     bytes_reused: int = 0
     skipped: bool = False  # every wanted revision was already current: nothing listed, nothing fetched
+    retryable: bool = True  # False when retrying cannot help: the repo or revision is gone, gated or hidden
     error: str | None = None
     errors: list[str] = field(default_factory=list)  # one line per failure (file or revision)
     metadata_calls: int = 0
@@ -263,6 +264,8 @@ class RepoSync:
                 with self._lock:
                     failed = True
                     self.result.fail(f"{self.repo}@{sha[:12]}: {f.path}: {exc}")
+                    if isinstance(exc, UpstreamAuthError | UpstreamNotFoundError):
+                        self.result.retryable = False
                 if isinstance(exc, UpstreamAuthError) and not isinstance(exc, GatedRepoError):
                     raise
                 return
@@ -335,8 +338,12 @@ def sync_repo(settings: Settings, repo: RepoRef, revisions: list[str] | None = N
               _Progress(progress, str(repo)))
     except UpstreamAuthError as exc:
         result.fail(_about(repo, exc))
+        result.retryable = False
         if not isinstance(exc, GatedRepoError):
             auth_error = exc
+    except UpstreamNotFoundError as exc:
+        result.fail(_about(repo, exc))
+        result.retryable = False
     except (HubmirrorError, OSError) as exc:
         result.fail(_about(repo, exc))
     except ValueError as exc:  # pydantic: the upstream listed something a manifest cannot hold

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
+from rich.filesize import decimal
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -38,14 +39,6 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
 
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
-
 
 def _plans(args: argparse.Namespace, settings: Settings, store: Store) -> list[RepoPlan]:
     revisions = check_revisions(args.revision) if args.revision else None
@@ -61,8 +54,8 @@ def _line(result: RepoSyncResult) -> str:
     if result.skipped:
         return f"[green]current[/green] {result.repo}  {revs}"
     status = "[green]synced[/green]" if result.ok else "[red]FAILED[/red]"
-    return (f"{status} {result.repo}  {revs}  fetched {result.files_fetched} files ({_size(result.bytes_fetched)}), "
-            f"reused {result.files_reused} ({_size(result.bytes_reused)}) in {result.seconds:.1f}s")
+    return (f"{status} {result.repo}  {revs}  fetched {result.files_fetched} files ({decimal(result.bytes_fetched)}), "
+            f"reused {result.files_reused} ({decimal(result.bytes_reused)}) in {result.seconds:.1f}s")
 
 
 def run_sync(args: argparse.Namespace, settings: Settings) -> int:
@@ -102,8 +95,8 @@ def run_sync(args: argparse.Namespace, settings: Settings) -> int:
         "started_at": hf_date(started), "ok": ok, "repos": [r.to_dict() for r in results], **totals(results)})
     failed = [r for r in results if not r.ok]
     fetched = sum(r.bytes_fetched for r in results)
-    summary = (f"{len(results) - len(failed)}/{len(plans)} repos ok, fetched {_size(fetched)}"
-               f", reused {_size(sum(r.bytes_reused for r in results))}; report {key}")
+    summary = (f"{len(results) - len(failed)}/{len(plans)} repos ok, fetched {decimal(fetched)}"
+               f", reused {decimal(sum(r.bytes_reused for r in results))}; report {key}")
     err.print(("[green]" if ok else "[red]") + summary + "[/]")
     if fatal:
         err.print(f"[red]error:[/red] {fatal}")
@@ -169,7 +162,7 @@ def run_status(args: argparse.Namespace, settings: Settings) -> int:
         for row in rows:
             refs = ", ".join([*(f"{k}={v[:8]}" for k, v in row["branches"].items()),
                               *(f"tag:{k}" for k in row["tags"]), *(f"convert:{k}" for k in row["converts"])])
-            table.add_row(row["type"], row["id"], refs, _size(row["size"]) if row["size"] is not None else "?",
+            table.add_row(row["type"], row["id"], refs, decimal(row["size"]) if row["size"] is not None else "?",
                           str(row["files"] if row["files"] is not None else "?"),
                           row["updated_at"][:16].replace("T", " "))
         out.print(table)

@@ -14,8 +14,9 @@ Bodies no manifest names are reported as orphans; gc reclaims them.
 from __future__ import annotations
 
 import bisect
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +35,7 @@ CHUNK = 1024 * 1024
 HASH_WORKERS = 8
 NAMES_KEPT = 5  # per body: enough repair candidates and context for the report, bounded in memory
 REMOVED = "removed: corrupt and named by no manifest"
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
 LISTED = 100  # the report lists at most this many items per category (counts are always complete)
 
 Progress = Callable[[int], None]  # bytes hashed since the last call
@@ -82,7 +84,7 @@ class BodyProblem:
 @dataclass
 class VerifyReport:
     run_id: str
-    mode: str  # "full" or "sample"
+    mode: str  # "full", "sample" or "bodies" (only the named bodies are re-hashed)
     sample: int | None
     repair: bool
     started_at: str
@@ -201,13 +203,22 @@ def _now_iso() -> str:
 
 def verify(settings: Settings, store: Store, *, sample: int | None = None, repair: bool = False,
            run_id: str | None = None, progress: VerifyProgress | None = None, workers: int = HASH_WORKERS,
-           write_report: bool = True) -> VerifyReport:
-    """Check the bucket (see the module docstring), optionally repair it, and write a run report."""
+           write_report: bool = True, bodies: Collection[str] | None = None) -> VerifyReport:
+    """Check the bucket (see the module docstring), optionally repair it, and write a run report.
+
+    `bodies` re-hashes only these sha256s (serve flags a body whose proxied read failed its hash);
+    the listing checks still cover the whole bucket.
+    """
     if sample is not None and sample < 1:
         raise ValueError(f"sample must be a positive number of bodies, got {sample}")
+    if bodies is not None:
+        bad = [b for b in bodies if not _SHA256_RE.fullmatch(b)]
+        if bad or not bodies:
+            raise ValueError(f"bodies must be non-empty lowercase hex sha256s, got {bad or 'none'}")
     started = time.monotonic()
+    mode = "bodies" if bodies is not None else "full" if sample is None else "sample"
     report = VerifyReport(run_id=safe_run_id(run_id) if run_id else new_run_id("verify"),
-                          mode="full" if sample is None else "sample", sample=sample, repair=repair,
+                          mode=mode, sample=sample, repair=repair,
                           started_at=_now_iso())
     blobs, unexpected = list_blobs(store)
     report.problems.extend(f"{key} is not a well-formed blob key" for key in unexpected)
@@ -225,7 +236,10 @@ def verify(settings: Settings, store: Store, *, sample: int | None = None, repai
     report.orphans, report.orphan_bytes = len(orphans), sum(blobs[s].size for s in orphans)
     report.orphan_sample = orphans[:LISTED]
 
-    to_hash = _choose(store, sorted(blobs), sample, report)
+    if bodies is not None:
+        to_hash = sorted(set(bodies) & blobs.keys())
+    else:
+        to_hash = _choose(store, sorted(blobs), sample, report)
     hashing = set(to_hash)
     for sha256, info in sorted(blobs.items()):  # the listing's sizes catch truncation in every run
         exp = expected.get(sha256)

@@ -18,6 +18,7 @@ from urllib.parse import quote
 from airflow.api_fastapi.core_api.security import GetUserDep
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
+from rich.filesize import decimal
 
 SYNC_DAGS = ("hubmirror_sync", "hubmirror_sync_repo")
 RECENT_RUNS = 500  # how many recent task instances to scan for per-repo sync state
@@ -157,15 +158,7 @@ def mirror_rows() -> tuple[list[RepoRow], str | None]:
 
 
 def _size(n: int | None) -> str:
-    if n is None:
-        return "–"
-    size = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{n} B"
-
+    return "–" if n is None else decimal(n)
 
 _COLOURS = {"success": "#16a34a", "mirrored": "#16a34a", "failed": "#dc2626", "broken": "#dc2626",
             "upstream_failed": "#dc2626", "up_for_retry": "#d97706", "running": "#2563eb", "queued": "#6b7280"}

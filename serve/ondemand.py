@@ -24,6 +24,16 @@ SYNC_DAG = "hubmirror_sync_repo"
 VERIFY_DAG = "hubmirror_verify"
 
 
+def sync_conf(repo: RepoRef) -> dict[str, Any]:
+    """The conf of a `hubmirror_sync_repo` run for a repo the bucket lacks (its Params' names)."""
+    return {"repo_id": repo.repo_id, "repo_type": repo.singular_type}
+
+
+def repair_conf(sha256s: list[str]) -> dict[str, Any]:
+    """The conf of a `hubmirror_verify` run that re-hashes and repairs just these bodies."""
+    return {"dry_run": False, "sha256": sorted(sha256s)}
+
+
 class AirflowTrigger:
     def __init__(self, settings: ServeSettings) -> None:
         self.settings = settings
@@ -47,13 +57,13 @@ class AirflowTrigger:
         """Queue a sync of a repo the bucket lacks; False when disabled or rate-limited."""
         if not self.enabled or not self._due(("sync", repo)):
             return False
-        self._spawn(SYNC_DAG, {"repo_id": repo.repo_id, "repo_type": repo.type})
+        self._spawn(SYNC_DAG, sync_conf(repo))
         return True
 
     def request_repair(self, sha256s: list[str]) -> bool:
         if not self.enabled or not self._due(("verify", tuple(sorted(sha256s)))):
             return False
-        self._spawn(VERIFY_DAG, {"repair": True, "sha256": sha256s})
+        self._spawn(VERIFY_DAG, repair_conf(sha256s))
         return True
 
     def _spawn(self, dag_id: str, conf: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from html import escape
 from typing import TYPE_CHECKING, Any
 
+from rich.filesize import decimal
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
@@ -28,13 +29,6 @@ def _page(title: str, body: str) -> HTMLResponse:
     return HTMLResponse(f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
                         f"<style>{_STYLE}</style></head><body>{body}</body></html>")
 
-
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return str(n)
 
 
 def routes(ctx: AppContext) -> list[Route]:
@@ -66,7 +60,7 @@ def routes(ctx: AppContext) -> list[Route]:
                          entry.refs.updated_at.strftime("%Y-%m-%d %H:%M")))
         table = "".join(
             f"<tr><td><a href='/ui/{r.type}/{escape(r.repo_id)}'>{escape(r.repo_id)}</a></td><td>{r.singular_type}</td>"
-            f"<td>{_size(size)}</td><td>{files}</td><td>{'gated' if gated else ''}</td><td>{updated}</td></tr>"
+            f"<td>{decimal(size)}</td><td>{files}</td><td>{'gated' if gated else ''}</td><td>{updated}</td></tr>"
             for r, _sha, size, files, gated, updated in rows)
         body = (f"<h1>Hugging Face mirror</h1><form><input name='q' value='{escape(query)}' "
                 f"placeholder='search repos'> <button>Search</button></form>"
@@ -96,7 +90,7 @@ def routes(ctx: AppContext) -> list[Route]:
                            for name, sha in sorted(table.items()))
         sha = default_sha(refs)
         view = await ctx.state.manifest(repo, sha) if sha else None
-        files = "".join(f"<tr><td>{escape(f.path)}</td><td>{_size(f.size)}</td><td>{'LFS' if f.lfs else ''}</td></tr>"
+        files = "".join(f"<tr><td>{escape(f.path)}</td><td>{decimal(f.size)}</td><td>{'LFS' if f.lfs else ''}</td></tr>"
                         for f in sorted(view.files.values(), key=lambda f: f.path)[:500]) if view else ""
         python_type = "" if repo.type == "models" else f", repo_type=\"{repo.singular_type}\""
         body = (f"<p><a href='/'>all repos</a></p><h1>{escape(repo.repo_id)}</h1>"

@@ -82,7 +82,7 @@ def test_params_make_trigger_forms(bag) -> None:
     assert params.get_param("repo_type").schema["enum"] == ["model", "dataset", "space"]
     assert params.get_param("force").schema["type"] == "boolean"
     assert params.get_param("repo_id").description and params.get_param("revision").value == "main"
-    assert set(bag.dags["hubmirror_verify"].params) == {"sample", "dry_run"}
+    assert set(bag.dags["hubmirror_verify"].params) == {"sample", "dry_run", "sha256"}
     assert set(bag.dags["hubmirror_gc"].params) == {"dry_run", "grace_hours"}
 
 
@@ -97,6 +97,24 @@ def test_bad_trigger_conf_is_refused_with_the_param_named(bag) -> None:
         params.update({"repo_type": "checkpoint"})
     with pytest.raises(ParamValidationError, match="repo_id"):
         params.update({"repo_id": "not a repo id!"})
+
+
+def test_serve_on_demand_confs_are_valid_trigger_confs(bag) -> None:
+    """serve triggers these DAGs through the REST API; a conf their Params refuse would be lost."""
+    from airflow.sdk.definitions.param import ParamsDict
+    from airflow.sdk.exceptions import ParamValidationError
+
+    from mirror_core.layout import RepoRef
+    from serve.ondemand import SYNC_DAG, VERIFY_DAG, repair_conf, sync_conf
+
+    for dag_id, conf in ((SYNC_DAG, sync_conf(RepoRef.parse("org/ds", "dataset"))),
+                         (VERIFY_DAG, repair_conf(["ab" * 32]))):
+        params = ParamsDict(bag.dags[dag_id].params)
+        params.update(conf)
+        assert {k: params.validate()[k] for k in conf} == conf
+    params = ParamsDict(bag.dags[VERIFY_DAG].params)
+    with pytest.raises(ParamValidationError, match="sha256"):
+        params.update({"sha256": ["not-a-sha"]})
 
 
 def test_plugin_registers_view_and_creates_the_upstream_pool_on_job_start(airflow_db) -> None:

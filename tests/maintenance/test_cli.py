@@ -51,7 +51,7 @@ def test_gc_cli_dry_run_then_real(cli_env, store, capsys):
     old = hashlib.sha256(b"old weights" * 100).hexdigest()
     assert main(["gc", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert f"body {old}" in out and "1.1 KiB" in out and "would be" in out
+    assert f"body {old}" in out and "1.1 kB" in out and "would be" in out
     assert old in list_blobs(store)[0] and not _reports(store, "gc")
     assert main(["gc"]) == 0
     assert old not in list_blobs(store)[0]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
+
 from mirror_core.layout import VERIFY_CURSOR, RepoRef, blob_key, commit_key
 from mirror_core.store import Store
 from mirror_core.verify import pick_sample, verify
@@ -159,3 +161,18 @@ def test_damaged_cursor_restarts_the_rotation(bucket_settings, store):
     store.put_bytes(VERIFY_CURSOR, b"[not a cursor")
     report = verify(bucket_settings, store, sample=2, write_report=False)
     assert report.ok and report.cursor["started_after"] is None and report.checked == 2
+
+
+def test_named_bodies_only_are_rehashed_and_the_rotation_is_left_alone(bucket_settings, store):
+    """serve flags a body whose proxied read failed its hash; the verify DAG re-hashes just that one."""
+    files = {f"f{i}.txt": f"flagged body {i}".encode() for i in range(5)}
+    _repo(store, files)
+    shas = sorted(hashlib.sha256(b).hexdigest() for b in files.values())
+    for sha in shas[1:3]:
+        store.put_bytes(blob_key(sha), store.get_bytes(blob_key(sha)).upper())
+    report = verify(bucket_settings, store, bodies=[shas[2], "f" * 64], write_report=False)
+    assert report.mode == "bodies" and report.checked == 1
+    assert [(p.sha256, p.problem) for p in report.bodies] == [(shas[2], "corrupt")]
+    assert store.get_json(VERIFY_CURSOR) is None
+    with pytest.raises(ValueError, match="sha256"):
+        verify(bucket_settings, store, bodies=["../etc"], write_report=False)

@@ -111,7 +111,7 @@ def test_corrupt_body_aborts_full_get(name: str, served, store: Store, airflow: 
         r = httpx.get(url, timeout=30)
         r.raise_for_status()
         assert r.content != bad
-    assert _wait_for(lambda: ("hubmirror_verify", {"repair": True, "sha256": [sha256]}) in airflow.runs)
+    assert _wait_for(lambda: ("hubmirror_verify", {"dry_run": False, "sha256": [sha256]}) in airflow.runs)
     metrics = httpx.get(f"{serve.url}/metrics").text
     assert "hubmirror_serve_integrity_failures_total 1.0" in metrics
     assert "body_integrity_failure" in serve.log()
@@ -127,8 +127,8 @@ def test_missing_repo_triggers_one_sync(served, airflow: FakeAirflow) -> None:
         assert (r.status_code, r.headers["x-error-code"]) == (401, "RepoNotFound")
     r = httpx.head(f"{serve.url}/datasets/org/ds-not-yet/resolve/main/README.md")
     assert r.headers["x-error-code"] == "RepoNotFound"
-    expected = [("hubmirror_sync_repo", {"repo_id": "org/not-yet-mirrored", "repo_type": "models"}),
-                ("hubmirror_sync_repo", {"repo_id": "org/ds-not-yet", "repo_type": "datasets"})]
+    expected = [("hubmirror_sync_repo", {"repo_id": "org/not-yet-mirrored", "repo_type": "model"}),
+                ("hubmirror_sync_repo", {"repo_id": "org/ds-not-yet", "repo_type": "dataset"})]
     assert _wait_for(lambda: len(airflow.runs) >= 2)
     time.sleep(0.3)
     assert sorted(airflow.runs, key=str) == sorted(expected, key=str)  # rate-limited: one run per repo

@@ -97,3 +97,13 @@ def test_error_answers_carry_codes() -> None:
     assert GatedRepo("a/b", authenticated=True).response().status_code == 403
     head = RepoNotFound("a/b", authenticated=False).response(head=True)
     assert head.body == b"" and head.headers["content-length"] == "0"
+
+
+def test_serve_command_refuses_bad_settings_before_starting(monkeypatch, capsys) -> None:
+    """A typo must stop `hubmirror serve` at once with the variable named, not crash each worker later."""
+    from mirror_core.cli import main
+
+    monkeypatch.setenv("HUBMIRROR_SERVE_PRESIGN_SECONDS", "five")
+    assert main(["serve", "--port", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "HUBMIRROR_SERVE_PRESIGN_SECONDS" in err and "integer" in err

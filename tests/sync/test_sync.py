@@ -140,6 +140,7 @@ def test_gated_and_private_need_a_token_that_can_read_them(hub, make) -> None:
         settings = make(token="no_access")
         result = sync_repo(settings, RepoRef.parse(repo_id))
         assert not result.ok and result.error
+        assert not result.retryable  # Airflow fails the task at once instead of retrying
         assert published_refs(Store(settings.s3), RepoRef.parse(repo_id)) is None
         assert sync_repo(make(token="service"), RepoRef.parse(repo_id)).ok
     assert "gated" in sync_repo(make(token=None), RepoRef.parse(GATED_MODEL)).error.lower()
