@@ -3,9 +3,11 @@
 Mark: every body any manifest in the bucket names (retention has already removed the manifests it
 does not keep). Sweep: every other body whose S3 last-modified time is older than the grace period.
 The grace period protects an in-flight sync, which uploads bodies before it publishes the manifest
-naming them. The blob listing is taken *before* the mark, and manifests that appear while we mark
-are marked again just before deleting, so a publish racing the sweep keeps what it names. If any
-manifest cannot be read, nothing is deleted: an unreadable manifest may name any body.
+naming them. Multipart uploads left unfinished by a sync that was killed (their parts take space
+but no object names them) are aborted once they are older than the grace period too. The blob
+listing is taken *before* the mark, and manifests that appear while we mark are marked again just
+before deleting, so a publish racing the sweep keeps what it names. If any manifest cannot be
+read, nothing is deleted: an unreadable manifest may name any body.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 from mirror_core.errors import StorageError
 from mirror_core.inventory import list_blobs, list_repos, read_manifest, read_many
-from mirror_core.layout import blob_key
+from mirror_core.layout import BLOBS_PREFIX, blob_key
 from mirror_core.reports import new_run_id, safe_run_id, write_run_report
 from mirror_core.retention import RetentionReport, apply_retention
 from mirror_core.settings import Settings
@@ -44,6 +46,7 @@ class GcReport:
     deleted: int = 0
     bytes_reclaimed: int = 0
     deleted_blobs: list[dict[str, Any]] = field(default_factory=list)
+    uploads_aborted: int = 0  # unfinished multipart uploads older than the grace period (dry run: would be)
     problems: list[str] = field(default_factory=list)  # any problem blocks deletion
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -85,7 +88,9 @@ def collect_garbage(settings: Settings, store: Store, *, dry_run: bool = False,
     report = GcReport(dry_run=dry_run, grace_seconds=grace,
                       run_id=safe_run_id(run_id) if run_id else new_run_id("gc"),
                       retention=retention.to_dict() if retention is not None else None)
-    _sweep(store, report, assume_removed, (now or datetime.now(UTC)) - timedelta(seconds=grace))
+    cutoff = (now or datetime.now(UTC)) - timedelta(seconds=grace)
+    _sweep(store, report, assume_removed, cutoff)
+    _abort_stale_uploads(store, report, cutoff)
     report.seconds = round(time.monotonic() - started, 3)
     if write_report and not dry_run:
         report.report_key = write_run_report(store, "gc", report.run_id, report.to_dict())
@@ -142,6 +147,19 @@ def _sweep(store: Store, report: GcReport, assume_removed: frozenset[str], cutof
     report.bytes_reclaimed = sum(candidates.values())
     report.deleted_blobs = [{"sha256": sha, "size": size}
                             for sha, size in sorted(candidates.items())[:LISTED_DELETIONS]]
+
+
+def _abort_stale_uploads(store: Store, report: GcReport, cutoff: datetime) -> None:
+    for key, upload_id, initiated in store.list_uploads(BLOBS_PREFIX):
+        if initiated is None or initiated > cutoff:
+            continue
+        if not report.dry_run:
+            try:
+                store.abort_upload(key, upload_id)
+            except StorageError as exc:
+                report.warnings.append(f"unfinished upload of {key} not aborted: {exc}")
+                continue
+        report.uploads_aborted += 1
 
 
 def _delete(store: Store, sha256: str) -> tuple[str, str] | None:

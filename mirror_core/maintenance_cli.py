@@ -114,6 +114,7 @@ def print_gc(report: GcReport) -> None:
                   f"{report.young} ({decimal(report.young_bytes)})")
     table.add_row(f"bodies that {verb} deleted", str(report.deleted))
     table.add_row("bytes reclaimed" + (" (would be)" if report.dry_run else ""), decimal(report.bytes_reclaimed))
+    table.add_row(f"unfinished uploads that {verb} aborted", str(report.uploads_aborted))
     if report.missing:
         table.add_row("named but missing", f"{report.missing} (run `hubmirror verify --repair`)")
     table.add_row("report", report.report_key or "-")

@@ -178,6 +178,27 @@ class Store:
         except Exception as exc:
             raise self._fail(exc, f"list {prefix}") from exc
 
+    def list_uploads(self, prefix: str) -> Iterator[tuple[str, str, datetime | None]]:
+        """Unfinished multipart uploads under `prefix`: (key, upload id, initiated)."""
+        key_marker = upload_marker = None
+        try:
+            while True:
+                page = self.client._list_multipart_uploads(self.bucket, prefix=prefix, key_marker=key_marker,
+                                                           upload_id_marker=upload_marker)
+                for upload in page.uploads:
+                    yield upload.object_name, upload.upload_id, upload.initiated_time
+                if not page.is_truncated:
+                    return
+                key_marker, upload_marker = page.next_key_marker, page.next_upload_id_marker
+        except Exception as exc:
+            raise self._fail(exc, f"list unfinished uploads under {prefix}") from exc
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        try:
+            self.client._abort_multipart_upload(self.bucket, key, upload_id)
+        except Exception as exc:
+            raise self._fail(exc, f"abort the upload of {key}") from exc
+
     def presigned_get(self, key: str, expires: timedelta = timedelta(minutes=10),
                       response_headers: dict[str, str] | None = None) -> str:
         try:

@@ -158,3 +158,20 @@ def test_gc_marks_again_what_a_racing_publish_names(bucket_settings, store, monk
     report = collect_garbage(bucket_settings, store, now=LATER)
     assert len(calls) == 2 and calls[1] == 1  # the second mark read only the new manifest
     assert report.deleted == 0 and store.exists(blob_key(_sha256(orphan)))
+
+
+def test_gc_aborts_uploads_a_killed_sync_left_unfinished(bucket_settings, store):
+    """Parts of an upload nobody will complete take space forever unless gc aborts them."""
+    key = blob_key(hashlib.sha256(b"never finished").hexdigest())
+    upload_id = store.client._create_multipart_upload(store.bucket, key, {})
+    store.client._upload_part(store.bucket, key, b"x" * (5 * 1024 * 1024), None, upload_id, 1)
+    assert [u[:2] for u in store.list_uploads("blobs/")] == [(key, upload_id)]
+
+    young = collect_garbage(bucket_settings, store, grace_seconds=3600, write_report=False)
+    assert young.uploads_aborted == 0 and len(list(store.list_uploads("blobs/"))) == 1
+    later = datetime.now(UTC) + timedelta(hours=2)
+    dry = collect_garbage(bucket_settings, store, grace_seconds=3600, now=later, dry_run=True)
+    assert dry.uploads_aborted == 1 and len(list(store.list_uploads("blobs/"))) == 1
+    done = collect_garbage(bucket_settings, store, grace_seconds=3600, now=later, write_report=False)
+    assert done.uploads_aborted == 1 and list(store.list_uploads("blobs/")) == []
+    assert store.stat(key) is None
