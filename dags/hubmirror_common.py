@@ -104,7 +104,8 @@ def sync_one(repo_plan: dict, *, force: bool, context: Any) -> dict:
 
 
 def report_and_catalog(plans: list[dict], context: Any, *, mapped: bool) -> dict:
-    """Collect each repo's outcome from XCom, write the run report, rebuild the catalog.
+    """Collect each repo's outcome from XCom, write the run report, rebuild the catalog, then fail
+    (and with it the run, so the grid shows it) if any repo failed.
 
     Runs with trigger_rule all_done: a repo without a result failed (its error XCom says why).
     """
@@ -138,11 +139,13 @@ def report_and_catalog(plans: list[dict], context: Any, *, mapped: bool) -> dict
     report_key = write_run_report(store, "sync", run_id_of(context), summary)
     catalog_key = build_catalog(settings, store)
     print(f"run report: {report_key}; catalog: {catalog_key}; {len(results)}/{len(plans)} repos synced")
-    return {"report_key": report_key, "catalog_key": catalog_key, "planned": len(plans),
-            "synced": len(results), "failed": failed}
+    outcome = {"report_key": report_key, "catalog_key": catalog_key, "planned": len(plans),
+               "synced": len(results), "failed": failed}
+    _fail_if_any_failed(outcome)
+    return outcome
 
 
-def fail_if_any_failed(summary: dict) -> None:
+def _fail_if_any_failed(summary: dict) -> None:
     """End the run failed (visible in the grid) when any repo failed."""
     from airflow.sdk.exceptions import AirflowFailException
 

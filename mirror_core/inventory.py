@@ -31,6 +31,7 @@ from mirror_core.store import ObjectInfo, Store
 
 READ_WORKERS = 16
 T = TypeVar("T")
+M = TypeVar("M", CommitManifest, Refs)
 
 
 @dataclass
@@ -91,24 +92,22 @@ def list_blobs(store: Store) -> tuple[dict[str, ObjectInfo], list[str]]:
 
 def read_refs(store: Store, repo: RepoRef) -> Refs:
     """refs.json of a repo; raises ValueError naming the key if it is missing or malformed."""
-    data = store.get_bytes(refs_key(repo))
-    if data is None:
-        raise ValueError(f"{refs_key(repo)} disappeared while being read")
-    try:
-        return Refs.from_json(data)
-    except ValidationError as exc:
-        raise ValueError(f"{refs_key(repo)} is not a valid refs.json: {_first_error(exc)}") from None
+    return _read(store, refs_key(repo), Refs, "refs.json")
 
 
 def read_manifest(store: Store, key: str) -> CommitManifest:
     """One manifest; raises ValueError naming the key if it is missing or malformed."""
+    return _read(store, key, CommitManifest, "manifest")
+
+
+def _read(store: Store, key: str, model: type[M], what: str) -> M:
     data = store.get_bytes(key)
     if data is None:
         raise ValueError(f"{key} disappeared while being read")
     try:
-        return CommitManifest.from_json(data)
+        return model.from_json(data)
     except ValidationError as exc:
-        raise ValueError(f"{key} is not a valid manifest: {_first_error(exc)}") from None
+        raise ValueError(f"{key} is not a valid {what}: {_first_error(exc)}") from None
 
 
 def read_many(keys: Iterable[str], reader: Callable[[str], T],

@@ -82,7 +82,9 @@ class SelectionSettings(_Section):
 
 
 class TransferSettings(_Section):
-    engine: Literal["auto", "stream", "hf_transfer"] = "auto"
+    # stream is the default: it overlaps download, hashing and upload (bench/sync_throughput.py);
+    # hf_transfer/auto pay off only where one connection cannot fill the link to the upstream.
+    engine: Literal["auto", "stream", "hf_transfer"] = "stream"
     hf_transfer_threshold: int = Field(default=256 * 1024**2, ge=0,
                                        description="auto: LFS files at least this big use hf_transfer")
     concurrency: int = Field(default=4, ge=1, le=64, description="files fetched at once per repo")
