@@ -19,11 +19,12 @@ import urllib3
 from minio import Minio
 from minio.error import S3Error
 
-from mirror_core.errors import FormatError, StorageError, StorageUnavailableError
+from mirror_core.errors import ConflictError, FormatError, StorageError, StorageUnavailableError
 from mirror_core.layout import FORMAT_KEY, FORMAT_MARKER, LAYOUT_VERSION
 from mirror_core.settings import S3Settings
 
 _MISSING = {"NoSuchKey", "NoSuchObject", "NoSuchVersion"}
+_CONFLICT = {"PreconditionFailed", "ConditionalRequestConflict"}
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,39 @@ class Store:
             if response is not None:
                 response.close()
                 response.release_conn()
+
+    def get_with_etag(self, key: str) -> tuple[bytes, str] | None:
+        """An object's bytes and the ETag they were read with, for a later `put_if` on that version."""
+        response = None
+        try:
+            response = self.client.get_object(self.bucket, key)
+            return response.read(), response.headers.get("ETag", "")
+        except S3Error as exc:
+            if exc.code in _MISSING:
+                return None
+            raise self._fail(exc, f"read {key}") from exc
+        except Exception as exc:
+            raise self._fail(exc, f"read {key}") from exc
+        finally:
+            if response is not None:
+                response.close()
+                response.release_conn()
+
+    def put_if(self, key: str, data: bytes, etag: str | None, content_type: str = "application/json") -> None:
+        """Write `key` only if it still has this ETag (None: only if it does not exist yet).
+
+        S3 conditional writes (If-Match / If-None-Match) make the check and the write one step, so two
+        writers of the same key cannot both succeed. Raises ConflictError when the condition fails.
+        """
+        condition = {"If-Match": etag} if etag is not None else {"If-None-Match": "*"}
+        try:
+            self.client._put_object(self.bucket, key, data, {**condition, "Content-Type": content_type})
+        except S3Error as exc:
+            if exc.code in _CONFLICT:
+                raise ConflictError(f"{key} was changed by another writer ({exc.code})") from None
+            raise self._fail(exc, f"upload {key}") from exc
+        except Exception as exc:
+            raise self._fail(exc, f"upload {key}") from exc
 
     def get_json(self, key: str) -> Any | None:
         data = self.get_bytes(key)

@@ -148,14 +148,17 @@ def read_refs(store: Store, repo: RepoRef) -> tuple[Refs | None, bytes | None]:
 
 
 def publish_refs(store: Store, repo: RepoRef, refs: Refs, expected: bytes | None) -> None:
-    """Flip refs.json in one put, unless someone else published since we read it (single writer)."""
-    now = store.get_bytes(refs_key(repo))
-    if now != expected:
-        raise ConflictError(
-            f"{refs_key(repo)} changed while {repo} was syncing (another sync of the same repo?); "
-            "nothing was published by this run, run it again"
-        )
-    store.put_bytes(refs_key(repo), refs.to_json(), "application/json")
+    """Flip refs.json in one conditional put, unless someone else published since we read it (single writer)."""
+    key = refs_key(repo)
+    now = store.get_with_etag(key)
+    message = (f"{key} changed while {repo} was syncing (another sync of the same repo?); "
+               "nothing was published by this run, run it again")
+    if (now[0] if now else None) != expected:
+        raise ConflictError(message)
+    try:
+        store.put_if(key, refs.to_json(), now[1] if now else None)
+    except ConflictError:
+        raise ConflictError(message) from None
 
 
 class _Progress:

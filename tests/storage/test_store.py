@@ -6,7 +6,7 @@ import pytest
 from pydantic import SecretStr
 
 from mirror_core.embedded_s3 import free_port, start_embedded_s3
-from mirror_core.errors import FormatError, StorageError, StorageUnavailableError
+from mirror_core.errors import ConflictError, FormatError, StorageError, StorageUnavailableError
 from mirror_core.layout import FORMAT_KEY
 from mirror_core.store import Store
 from tests.conftest import make_settings
@@ -66,3 +66,16 @@ def test_embedded_s3_stops_by_pid(tmp_path):
     server.stop()
     assert server.process.poll() is not None
     assert not (tmp_path / "s3").joinpath("weed.log").read_text() == ""
+
+
+def test_conditional_put_lets_only_one_writer_win(store: Store):
+    """refs.json is flipped with If-Match / If-None-Match: a writer holding a stale version loses."""
+    store.put_if("repos/x/refs.json", b"first", None)
+    with pytest.raises(ConflictError, match="another writer"):
+        store.put_if("repos/x/refs.json", b"second creator", None)
+    data, etag = store.get_with_etag("repos/x/refs.json")
+    assert data == b"first"
+    store.put_if("repos/x/refs.json", b"v2", etag)
+    with pytest.raises(ConflictError):
+        store.put_if("repos/x/refs.json", b"stale writer", etag)
+    assert store.get_bytes("repos/x/refs.json") == b"v2" and store.get_with_etag("nope") is None

@@ -161,3 +161,21 @@ def test_concurrent_publish_is_refused(hub, make, monkeypatch) -> None:
     result = sync_repo(settings, repo)
     assert not result.ok and "changed while" in result.error
     assert published_refs(store, repo) == other  # the other writer's publish is intact
+
+
+def test_publish_racing_inside_the_check_is_refused(hub, make, monkeypatch) -> None:
+    """Another writer landing between our read of refs.json and our write: the conditional PUT loses."""
+    settings = make()
+    store = Store(settings.s3)
+    repo = RepoRef.parse(SMALL_MODEL)
+    other = Refs(upstream="http://other-writer", branches={"main": "e" * 40})
+    original = Store.put_if
+
+    def late_other_writer(self, key, data, etag, *args):
+        Store.put_bytes(self, key, other.to_json())  # lands after our check, before our write
+        return original(self, key, data, etag, *args)
+
+    monkeypatch.setattr(Store, "put_if", late_other_writer)
+    result = sync_repo(settings, repo)
+    assert not result.ok and "changed while" in result.error
+    assert published_refs(store, repo) == other
