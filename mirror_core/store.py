@@ -115,20 +115,8 @@ class Store:
         return self.stat(key) is not None
 
     def get_bytes(self, key: str) -> bytes | None:
-        response = None
-        try:
-            response = self.client.get_object(self.bucket, key)
-            return response.read()
-        except S3Error as exc:
-            if exc.code in _MISSING:
-                return None
-            raise self._fail(exc, f"read {key}") from exc
-        except Exception as exc:
-            raise self._fail(exc, f"read {key}") from exc
-        finally:
-            if response is not None:
-                response.close()
-                response.release_conn()
+        got = self.get_with_etag(key)
+        return None if got is None else got[0]
 
     def get_with_etag(self, key: str) -> tuple[bytes, str] | None:
         """An object's bytes and the ETag they were read with, for a later `put_if` on that version."""
