@@ -14,6 +14,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from mirror_core.gc import GcReport, retain_and_collect
+from mirror_core.layout import validate_sha256
 from mirror_core.settings import Settings
 from mirror_core.store import Store
 from mirror_core.verify import VerifyReport, verify
@@ -48,10 +49,7 @@ def run_verify(args: argparse.Namespace, settings: Settings) -> int:
     if args.sample is not None and args.sample < 1:
         err.print(f"[red]error:[/red] --sample must be a positive number of bodies, got {args.sample}")
         return 2
-    bodies = [b.lower() for b in args.body] if args.body else None
-    if bodies and any(len(b) != 64 or set(b) - set("0123456789abcdef") for b in bodies):
-        err.print("[red]error:[/red] --body takes a body's sha256: 64 hex digits, as in blobs/sha256/...")
-        return 2
+    bodies = [validate_sha256(b.lower()) for b in args.body] if args.body else None
     store = _open_store(settings)
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                TimeRemainingColumn())

@@ -14,7 +14,6 @@ Bodies no manifest names are reported as orphans; gc reclaims them.
 from __future__ import annotations
 
 import bisect
-import re
 import time
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +24,7 @@ from typing import Any, Protocol
 from mirror_core.errors import HubmirrorError, UpstreamNotFoundError
 from mirror_core.hashing import BodyHasher
 from mirror_core.inventory import list_blobs, list_repos, read_manifest, read_many, read_refs
-from mirror_core.layout import VERIFY_CURSOR, RepoRef, blob_key
+from mirror_core.layout import VERIFY_CURSOR, RepoRef, blob_key, validate_sha256
 from mirror_core.manifest import CommitManifest, FileEntry
 from mirror_core.reports import new_run_id, safe_run_id, write_run_report
 from mirror_core.settings import Settings
@@ -35,7 +34,6 @@ CHUNK = 1024 * 1024
 HASH_WORKERS = 8
 NAMES_KEPT = 5  # per body: enough repair candidates and context for the report, bounded in memory
 REMOVED = "removed: corrupt and named by no manifest"
-_SHA256_RE = re.compile(r"[0-9a-f]{64}")
 LISTED = 100  # the report lists at most this many items per category (counts are always complete)
 
 Progress = Callable[[int], None]  # bytes hashed since the last call
@@ -212,9 +210,9 @@ def verify(settings: Settings, store: Store, *, sample: int | None = None, repai
     if sample is not None and sample < 1:
         raise ValueError(f"sample must be a positive number of bodies, got {sample}")
     if bodies is not None:
-        bad = [b for b in bodies if not _SHA256_RE.fullmatch(b)]
-        if bad or not bodies:
-            raise ValueError(f"bodies must be non-empty lowercase hex sha256s, got {bad or 'none'}")
+        if not bodies:
+            raise ValueError("bodies: name at least one sha256, or pass None to choose by `sample`")
+        bodies = {validate_sha256(b) for b in bodies}
     started = time.monotonic()
     mode = "bodies" if bodies is not None else "full" if sample is None else "sample"
     report = VerifyReport(run_id=safe_run_id(run_id) if run_id else new_run_id("verify"),
@@ -237,7 +235,7 @@ def verify(settings: Settings, store: Store, *, sample: int | None = None, repai
     report.orphan_sample = orphans[:LISTED]
 
     if bodies is not None:
-        to_hash = sorted(set(bodies) & blobs.keys())
+        to_hash = sorted(bodies & blobs.keys())
     else:
         to_hash = _choose(store, sorted(blobs), sample, report)
     hashing = set(to_hash)
