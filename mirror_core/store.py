@@ -123,7 +123,7 @@ class Store:
         response = None
         try:
             response = self.client.get_object(self.bucket, key)
-            return response.read(), response.headers.get("ETag", "")
+            return response.read(decode_content=False), response.headers.get("ETag", "")
         except S3Error as exc:
             if exc.code in _MISSING:
                 return None

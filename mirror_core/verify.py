@@ -152,7 +152,7 @@ def hash_body(store: Store, sha256: str, size: int, git: bool, progress: Progres
         return None
     hasher = BodyHasher(size, git=git)
     try:
-        for chunk in response.stream(CHUNK):
+        for chunk in response.stream(CHUNK, decode_content=False):
             hasher.update(chunk)
             if progress is not None:
                 progress(len(chunk))

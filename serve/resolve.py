@@ -226,7 +226,7 @@ class BlobStream:
     async def _send_small(self, send: Send, body: Any, hasher: Any) -> None:
         def read_all() -> bytes:
             try:
-                data = body.read()
+                data = body.read(decode_content=False)  # stored bytes as they are, no decoder copy
             finally:
                 body.close()
                 body.release_conn()
@@ -277,7 +277,7 @@ def _read_ahead(body: Any, chunk_size: int, to_hash: queue.Queue | None, chunks:
     try:
         while not stop.is_set():
             try:
-                item: bytes | Exception = body.read(chunk_size)
+                item: bytes | Exception = body.read(chunk_size, decode_content=False)
             except Exception as exc:
                 item = exc
             if to_hash is not None:
