@@ -50,23 +50,10 @@ def _cmd_gc(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    import os
+    from serve.launch import run_serve  # the one place mirror_core reaches into serve: launching it
 
-    import uvicorn
-
-    # Workers are separate processes that build their settings from the environment.
-    if args.mode:
-        os.environ["HUBMIRROR_SERVE_MODE"] = args.mode
-    if args.config:
-        os.environ["HUBMIRROR_CONFIG"] = args.config
-    # Fail here, with the field named, rather than in every worker after uvicorn has started them.
-    from serve.config import load_serve_settings
-
-    load_serve_settings(args.config).all_tokens()
-    uvicorn.run("serve.app:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level=args.log_level, env_file=None,
-                access_log=os.environ.get("HUBMIRROR_SERVE_ACCESS_LOG", "1").lower() not in ("0", "false", "no"))
-    return 0
+    return run_serve(host=args.host, port=args.port, workers=args.workers, log_level=args.log_level,
+                     mode=args.mode, config=args.config)
 
 
 def _cmd_up(args: argparse.Namespace, settings: Settings) -> int:
