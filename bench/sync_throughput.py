@@ -6,7 +6,7 @@ origin, a throwaway SeaweedFS is the bucket. Measured in the same run, on the sa
 - baseline "download": `hf_transfer.download` of the same file to local disk;
 - baseline "upload": a plain multipart upload of the same bytes to the same S3 with the minio SDK;
 - the sync: `sync_repo` of the repo into a fresh bucket (download + verify + upload), once per
-  engine, each in a child process whose peak RSS is read from the kernel (wait4 rusage).
+  engine, each in a child process that reports its own peak RSS (VmHWM).
 
 The ratio is sync throughput / the slower baseline (goal >= 0.8: the sync overlaps download,
 hashing and upload instead of doing them one after another); the RSS goal is <= 300 MB.
@@ -57,8 +57,8 @@ print(json.dumps({"seconds": time.perf_counter() - started, "ok": result.ok, "er
 """
 
 
-def run_child(overrides: dict, repo_id: str) -> tuple[dict, int]:
-    """Run one sync in a child process; (its JSON result, its peak RSS in bytes).
+def run_child(overrides: dict, repo_id: str) -> dict:
+    """Run one sync in a child process; its JSON result, with its peak RSS in bytes as `peak_rss`.
 
     The peak is the child's own VmHWM: wait4's ru_maxrss would also count the parent's memory,
     which Linux carries over into a child's high-water mark across fork+exec.
@@ -67,8 +67,7 @@ def run_child(overrides: dict, repo_id: str) -> tuple[dict, int]:
                           stdout=subprocess.PIPE, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"sync child failed with exit code {proc.returncode}: {proc.stdout}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result, result["peak_rss"]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def main() -> int:
@@ -116,12 +115,12 @@ def main() -> int:
             Store(load_settings(s3_bucket=bucket, **base).s3).ensure_bucket()
             overrides = {**base, "s3_bucket": bucket,
                          "transfer": {**base["transfer"], "engine": engine, "hf_transfer_threshold": 0}}
-            result, rss = run_child(overrides, LARGE_MODEL)
+            result = run_child(overrides, LARGE_MODEL)
             if not result["ok"]:
                 raise SystemExit(f"sync with engine {engine} failed: {result['error']}")
             rate = result["bytes_fetched"] / result["seconds"]
             print(f"sync engine={engine:<11}  {rate / MIB:8.1f} MiB/s  ratio to slower baseline: "
-                  f"{rate / slower:.2f} (goal >= 0.8)  peak RSS: {rss / 1e6:.0f} MB (goal <= 300 MB)")
+                  f"{rate / slower:.2f} (goal >= 0.8)  peak RSS: {result['peak_rss'] / 1e6:.0f} MB (goal <= 300 MB)")
     finally:
         hub.stop()
         s3.stop()

@@ -65,7 +65,7 @@ def raw_read(store: Store, keys: list[str], workers: int) -> float:
     def one(key: str) -> int:
         response = store.open(key)
         try:
-            return sum(len(chunk) for chunk in response.stream(MIB))
+            return sum(len(chunk) for chunk in response.stream(MIB, decode_content=False))
         finally:
             response.close()
             response.release_conn()

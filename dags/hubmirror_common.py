@@ -20,8 +20,9 @@ from typing import Any
 import pendulum
 from airflow.sdk import Asset, ExceptionRetryPolicy, RetryAction, RetryRule
 
+from plugins.listeners import UPSTREAM_POOL  # the plugin creates the pool; one name for both
+
 START_DATE = pendulum.datetime(2026, 1, 1, tz="UTC")
-UPSTREAM_POOL = "hf_upstream"
 TRENDING_ASSET = Asset("hubmirror://state/trending/latest.json", group="hubmirror")
 CATALOG_ASSET = Asset("hubmirror://state/catalog/latest.json", group="hubmirror")
 
@@ -65,11 +66,24 @@ def settings_and_store():
     return settings, Store(settings.s3)
 
 
+def request_plan(repo_id: str, repo_type: str, revision: str) -> dict:
+    """The plan of one requested repo; a configured entry for it lends its allow/ignore patterns."""
+    from mirror_core.layout import RepoRef
+    from mirror_core.selection import RepoPlan
+    from plugins.hooks import mirror_settings
+
+    repo = RepoRef.parse(repo_id, repo_type)
+    configured = next((r for r in mirror_settings().selection.repos if r.repo == repo), None)
+    return RepoPlan(repo_id=repo_id, repo_type=repo.type, revisions=[revision],
+                    allow_patterns=configured.allow_patterns if configured else None,
+                    ignore_patterns=configured.ignore_patterns if configured else None,
+                    source="request").to_dict()
+
+
 def run_id_of(context: Any) -> str:
-    """A report id that names the DAG run it came from (S3-key safe)."""
+    """A report id that names the DAG run it came from (mirror_core.reports makes it S3-key safe)."""
     dag_run = context["dag_run"]
-    safe = "".join(c if c.isalnum() or c in "-_.:+" else "-" for c in dag_run.run_id)
-    return f"{dag_run.dag_id}--{safe}"[:200]
+    return f"{dag_run.dag_id}--{dag_run.run_id}"
 
 
 class RepoSyncFailed(RuntimeError):
@@ -84,11 +98,11 @@ def sync_one(repo_plan: dict, *, force: bool, context: Any) -> dict:
     """
     from mirror_core.selection import RepoPlan
     from mirror_core.sync import sync_repo
+    from plugins.hooks import mirror_settings
 
-    settings, _ = settings_and_store()
     plan = RepoPlan.from_dict(repo_plan)
     try:
-        result = sync_repo(settings, plan.repo, plan.revisions, allow_patterns=plan.allow_patterns,
+        result = sync_repo(mirror_settings(), plan.repo, plan.revisions, allow_patterns=plan.allow_patterns,
                            ignore_patterns=plan.ignore_patterns, force=force, run_id=run_id_of(context))
     except Exception as exc:  # UpstreamAuthError, invalid input: recorded for the report, then raised
         context["ti"].xcom_push(key="error", value=f"{type(exc).__name__}: {exc}")
@@ -109,6 +123,8 @@ def report_and_catalog(plans: list[dict], context: Any, *, mapped: bool) -> dict
 
     Runs with trigger_rule all_done: a repo without a result failed (its error XCom says why).
     """
+    from airflow.sdk.exceptions import AirflowFailException
+
     from mirror_core.catalog import build_catalog
     from mirror_core.reports import write_run_report
 
@@ -139,20 +155,12 @@ def report_and_catalog(plans: list[dict], context: Any, *, mapped: bool) -> dict
     report_key = write_run_report(store, "sync", run_id_of(context), summary)
     catalog_key = build_catalog(settings, store)
     print(f"run report: {report_key}; catalog: {catalog_key}; {len(results)}/{len(plans)} repos synced")
-    outcome = {"report_key": report_key, "catalog_key": catalog_key, "planned": len(plans),
-               "synced": len(results), "failed": failed}
-    _fail_if_any_failed(outcome)
-    return outcome
-
-
-def _fail_if_any_failed(summary: dict) -> None:
-    """End the run failed (visible in the grid) when any repo failed."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    if summary["failed"]:
-        names = ", ".join(f"{f['repo_type']}/{f['repo_id']}" for f in summary["failed"])
+    if failed:  # end the run failed, so the grid shows it
+        names = ", ".join(f"{f['repo_type']}/{f['repo_id']}" for f in failed)
         raise AirflowFailException(
-            f"{len(summary['failed'])} of {summary['planned']} repos failed: {names}. "
+            f"{len(failed)} of {len(plans)} repos failed: {names}. "
             "The run report and catalog were written. Fix the cause, then clear the failed tasks "
             "(sync_repo and report) to retry just those repos."
         )
+    return {"report_key": report_key, "catalog_key": catalog_key, "planned": len(plans),
+            "synced": len(results), "failed": failed}

@@ -80,7 +80,7 @@ def hubmirror_sync():
         """Mirror one repo; a failed result fails the task so Airflow retries it."""
         context = get_current_context()
         context["repo_label"] = f"{repo_plan['repo_type'].rstrip('s')}/{repo_plan['repo_id']}"
-        return sync_one(repo_plan, force=bool(params and params.get("force")), context=context)
+        return sync_one(repo_plan, force=bool(params["force"]), context=context)
 
     @task(trigger_rule=TriggerRule.ALL_DONE, outlets=[CATALOG_ASSET])
     def report(plans: list[dict]) -> dict:

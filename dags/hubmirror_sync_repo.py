@@ -16,7 +16,7 @@ from hubmirror_common import (
     DAG_ARGS,
     UPSTREAM_TASK_ARGS,
     report_and_catalog,
-    settings_and_store,
+    request_plan,
     sync_one,
 )
 
@@ -41,16 +41,7 @@ def hubmirror_sync_repo():
     @task
     def plan(params: dict | None = None) -> list[dict]:
         """Validate the form into a one-repo plan (configured allow/ignore patterns apply if listed)."""
-        from mirror_core.layout import RepoRef
-        from mirror_core.selection import RepoPlan
-
-        settings, _ = settings_and_store()
-        repo = RepoRef.parse(params["repo_id"], params["repo_type"])
-        configured = next((r for r in settings.selection.repos if r.repo == repo), None)
-        return [RepoPlan(repo_id=params["repo_id"], repo_type=repo.type, revisions=[params["revision"]],
-                         allow_patterns=configured.allow_patterns if configured else None,
-                         ignore_patterns=configured.ignore_patterns if configured else None,
-                         source="request").to_dict()]
+        return [request_plan(params["repo_id"], params["repo_type"], params["revision"])]
 
     @task(**UPSTREAM_TASK_ARGS, execution_timeout=timedelta(hours=12))
     def sync_repo(plans: list[dict], params: dict | None = None) -> dict:

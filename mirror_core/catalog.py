@@ -14,13 +14,12 @@ import re
 import sqlite3
 import tempfile
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mirror_core.inventory import RepoObjects, list_repos, read_manifest, read_refs
+from mirror_core.inventory import RepoObjects, list_repos, read_manifest, read_many, read_refs
 from mirror_core.layout import CATALOG_LATEST, CATALOG_PREFIX, blob_key, catalog_key, repo_type
 from mirror_core.manifest import CommitManifest, Refs, hf_date
 from mirror_core.settings import Settings
@@ -29,7 +28,6 @@ from mirror_core.store import Store
 CATALOG_FORMAT = 1
 README_MAX_BYTES = 512 * 1024
 SNAPSHOTS_KEPT = 5  # older snapshots are deleted; a reader mid-download of one simply retries with latest
-READ_WORKERS = 16
 SORTS = {
     "updated": "coalesce(r.last_modified, r.mirrored_at) DESC, r.repo_id",
     "size": "r.total_size DESC, r.repo_id",
@@ -112,19 +110,17 @@ def default_revision(refs: Refs) -> tuple[str, str] | None:
     return None
 
 
-def _entry(store: Store, objects: RepoObjects) -> tuple[dict[str, Any], str] | str | None:
-    """The repos row and README of one repo; a problem message; or None if it has nothing published."""
-    if objects.refs is None:
+def _entry(store: Store, objects: RepoObjects) -> tuple[dict[str, Any], str] | None:
+    """The repos row and README of one published repo; None if no ref names a commit.
+
+    Raises ValueError if its refs or manifest cannot be read.
+    """
+    refs = read_refs(store, objects.repo)
+    chosen = default_revision(refs)
+    if chosen is None:
         return None
-    try:
-        refs = read_refs(store, objects.repo)
-        chosen = default_revision(refs)
-        if chosen is None:
-            return None
-        revision, sha = chosen
-        manifest = read_manifest(store, objects.manifest_key(sha))
-    except ValueError as exc:
-        return f"{objects.repo}: {exc}"
+    revision, sha = chosen
+    manifest = read_manifest(store, objects.manifest_key(sha))
     return _row(manifest, refs, revision), _readme(store, manifest)
 
 
@@ -193,11 +189,10 @@ def build_catalog(settings: Settings, store: Store, *, now: datetime | None = No
     them in detail); one bad repo never blocks the catalog of the others.
     """
     built_at = now or datetime.now(UTC)
-    listing = list_repos(store)
-    with ThreadPoolExecutor(max_workers=READ_WORKERS) as pool:
-        results = list(pool.map(lambda objects: _entry(store, objects), listing.repos.values()))
-    entries = [r for r in results if isinstance(r, tuple)]
-    problems = [r for r in results if isinstance(r, str)]
+    published = {str(o.repo): o for o in list_repos(store).repos.values() if o.refs is not None}
+    results, errors = read_many(published, lambda name: _entry(store, published[name]))
+    entries = [r for r in results.values() if r is not None]
+    problems = [f"{name}: {errors[name]}" for name in sorted(errors)]
     key = catalog_key(built_at)
     with tempfile.TemporaryDirectory(prefix="hubmirror-catalog-") as tmp:
         path = Path(tmp) / "catalog.sqlite"

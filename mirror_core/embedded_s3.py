@@ -121,8 +121,9 @@ def start_embedded_s3(
         "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
         "actions": ["Admin", "Read", "Write", "List", "Tagging"],
     }]}))
-    ports = dict(zip(_PORTS, _free_ports(len(_PORTS) * 2)[: len(_PORTS)], strict=True))
-    grpc = dict(zip(_PORTS, _free_ports(len(_PORTS) * 2)[len(_PORTS):], strict=True))
+    free = _free_ports(len(_PORTS) * 2)  # one draw, so HTTP and gRPC ports cannot collide
+    ports = dict(zip(_PORTS, free[:len(_PORTS)], strict=True))
+    grpc = dict(zip(_PORTS, free[len(_PORTS):], strict=True))
     args = [weed_binary(), "mini", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             "-admin.ui=false", "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
             # one volume per bucket: the default cap (free disk / volume size) runs out after a few dozen

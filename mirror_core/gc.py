@@ -13,6 +13,7 @@ read, nothing is deleted: an unreadable manifest may name any body.
 from __future__ import annotations
 
 import time
+from collections.abc import Set
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,7 +23,7 @@ from mirror_core.errors import StorageError
 from mirror_core.inventory import list_blobs, list_repos, read_manifest, read_many
 from mirror_core.layout import BLOBS_PREFIX, blob_key
 from mirror_core.reports import new_run_id, safe_run_id, write_run_report
-from mirror_core.retention import RetentionReport, apply_retention
+from mirror_core.retention import RetentionReport, apply_retention, inside_grace
 from mirror_core.settings import Settings
 from mirror_core.store import Store
 
@@ -61,11 +62,9 @@ class GcReport:
         return {**asdict(self), "ok": self.ok}
 
 
-def _mark(store: Store, skip: frozenset[str], already: set[str],
-          report: GcReport) -> tuple[set[str], set[str]]:
-    """Bodies named by manifests not yet read (keys in `already` are skipped); returns (sha256s, keys read)."""
-    listing = list_repos(store)
-    keys = [k for k in listing.manifest_keys() if k not in skip and k not in already]
+def _mark(store: Store, skip: Set[str], report: GcReport) -> tuple[set[str], set[str]]:
+    """Bodies named by the manifests listed now, except the `skip` keys; returns (sha256s, keys read)."""
+    keys = [k for k in list_repos(store).manifest_keys() if k not in skip]
     manifests, errors = read_many(keys, lambda key: read_manifest(store, key))
     report.problems.extend(errors.values())
     named = {f.sha256 for m in manifests.values() for f in m.files}
@@ -110,7 +109,7 @@ def retain_and_collect(settings: Settings, store: Store, *, dry_run: bool = Fals
 def _sweep(store: Store, report: GcReport, assume_removed: frozenset[str], cutoff: datetime) -> None:
     blobs, unexpected = list_blobs(store)  # listed before marking: see the module docstring
     report.warnings.extend(f"{key} is not a well-formed blob key; left alone" for key in unexpected)
-    named, read = _mark(store, assume_removed, set(), report)
+    named, read = _mark(store, assume_removed, report)
     report.manifests = len(read)
     report.blobs = len(blobs)
     report.blob_bytes = sum(b.size for b in blobs.values())
@@ -121,14 +120,14 @@ def _sweep(store: Store, report: GcReport, assume_removed: frozenset[str], cutof
         if sha256 in named:
             report.referenced += 1
             report.referenced_bytes += info.size
-        elif info.last_modified is None or info.last_modified > cutoff:
+        elif inside_grace(info.last_modified, cutoff):
             report.young += 1
             report.young_bytes += info.size
         else:
             candidates[sha256] = info.size
 
     if candidates:
-        late, late_keys = _mark(store, assume_removed, read, report)
+        late, late_keys = _mark(store, assume_removed | read, report)
         report.manifests += len(late_keys)
         for sha256 in late & candidates.keys():
             report.referenced += 1
@@ -151,7 +150,7 @@ def _sweep(store: Store, report: GcReport, assume_removed: frozenset[str], cutof
 
 def _abort_stale_uploads(store: Store, report: GcReport, cutoff: datetime) -> None:
     for key, upload_id, initiated in store.list_uploads(BLOBS_PREFIX):
-        if initiated is None or initiated > cutoff:
+        if inside_grace(initiated, cutoff):
             continue
         if not report.dry_run:
             try:

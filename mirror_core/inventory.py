@@ -19,7 +19,6 @@ from mirror_core.layout import (
     BLOBS_PREFIX,
     RepoRef,
     commit_key,
-    commits_prefix,
     refs_key,
     repo_from_key,
     repos_prefix,
@@ -69,8 +68,8 @@ def list_repos(store: Store) -> RepoListing:
             entry = repos.setdefault(repo, RepoObjects(repo))
             if obj.key == refs_key(repo):
                 entry.refs = obj
-            elif obj.key.startswith(commits_prefix(repo)) and commit_key(repo, sha_from_commit_key(obj.key)) == obj.key:
-                entry.manifests[sha_from_commit_key(obj.key)] = obj
+            elif commit_key(repo, sha := sha_from_commit_key(obj.key)) == obj.key:
+                entry.manifests[sha] = obj
             else:
                 unexpected.append(obj.key)
         except InvalidInputError:
@@ -111,7 +110,7 @@ def _read(store: Store, key: str, model: type[M], what: str) -> M:
 
 
 def read_many(keys: Iterable[str], reader: Callable[[str], T],
-                 workers: int = READ_WORKERS) -> tuple[dict[str, T], dict[str, str]]:
+              workers: int = READ_WORKERS) -> tuple[dict[str, T], dict[str, str]]:
     """Read many small objects in parallel: (results by key, error message by key)."""
     keys = list(keys)
     results: dict[str, T] = {}

@@ -24,7 +24,6 @@ err = Console(stderr=True)
 SHOWN = 20  # items listed per category in the summary; the run report has more
 
 
-
 class _Bar:
     """Adapts a rich progress bar to verify's progress protocol."""
 

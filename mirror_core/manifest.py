@@ -24,6 +24,10 @@ from mirror_core.layout import (
 
 _GIT_OID_RE = re.compile(r"^[0-9a-f]{40}$")
 _SHORT_SHA_RE = re.compile(r"^[0-9a-f]{7,39}$")
+# The ref tables of refs.json, and the git ref prefix each one stands for.
+REF_KINDS = ("branches", "tags", "converts", "pull_requests")
+_REF_PREFIXES = (("refs/heads/", "branches"), ("refs/tags/", "tags"), ("refs/convert/", "converts"),
+                 ("refs/pr/", "pull_requests"))
 
 
 def utcnow() -> datetime:
@@ -132,8 +136,7 @@ class Refs(_Model):
         return v
 
     def all_shas(self) -> set[str]:
-        return {*self.branches.values(), *self.tags.values(), *self.converts.values(),
-                *self.pull_requests.values()}
+        return {sha for kind in REF_KINDS for sha in getattr(self, kind).values()}
 
     def resolve(self, revision: str) -> str | None:
         """The sha a revision names, by HF's rules; None if no ref by that name is published.
@@ -144,10 +147,9 @@ class Refs(_Model):
         revision = validate_revision(revision)
         if is_commit_sha(revision):
             return revision
-        for prefix, table in (("refs/heads/", self.branches), ("refs/tags/", self.tags),
-                              ("refs/convert/", self.converts), ("refs/pr/", self.pull_requests)):
+        for prefix, kind in _REF_PREFIXES:
             if revision.startswith(prefix):
-                return table.get(revision.removeprefix(prefix))
+                return getattr(self, kind).get(revision.removeprefix(prefix))
         if revision in self.branches:
             return self.branches[revision]
         if revision in self.tags:
@@ -178,8 +180,7 @@ def resolve_short_sha(prefix: str, shas: set[str] | list[str]) -> str | None:
 
 def ref_kind(revision: str) -> tuple[str, str]:
     """Split a ref name into (kind, short name) as stored in refs.json."""
-    for prefix, kind in (("refs/heads/", "branches"), ("refs/tags/", "tags"),
-                         ("refs/convert/", "converts"), ("refs/pr/", "pull_requests")):
+    for prefix, kind in _REF_PREFIXES:
         if revision.startswith(prefix):
             return kind, revision.removeprefix(prefix)
     return "branches", revision

@@ -18,7 +18,7 @@ from mirror_core.inventory import RepoListing, RepoObjects, list_repos, read_man
 from mirror_core.layout import is_commit_sha, refs_key
 from mirror_core.manifest import CommitManifest, Refs
 from mirror_core.settings import Settings
-from mirror_core.store import ObjectInfo, Store
+from mirror_core.store import Store
 
 
 @dataclass
@@ -118,7 +118,7 @@ def _repo_removals(store: Store, objects: RepoObjects, keep_last: int, cutoff: d
     for sha, info in sorted(objects.manifests.items()):
         if sha in keep:
             continue
-        if _younger_than(info, cutoff):
+        if inside_grace(info.last_modified, cutoff):
             report.young.append(objects.manifest_key(sha))
             continue
         removals.append(sha)
@@ -133,6 +133,6 @@ def _repo_removals(store: Store, objects: RepoObjects, keep_last: int, cutoff: d
     return [objects.manifest_key(sha) for sha in removals]
 
 
-def _younger_than(info: ObjectInfo, cutoff: datetime) -> bool:
-    """Unknown age counts as young: deleting is the irreversible choice."""
-    return info.last_modified is None or info.last_modified > cutoff
+def inside_grace(when: datetime | None, cutoff: datetime) -> bool:
+    """Written after `cutoff` (so kept); unknown age counts as young: deleting is the irreversible choice."""
+    return when is None or when > cutoff

@@ -6,7 +6,7 @@ one mapped sync task per repo through XCom.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from mirror_core.errors import InvalidInputError
@@ -39,8 +39,7 @@ class RepoPlan:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RepoPlan:
-        known = {k: data[k] for k in ("repo_id", "repo_type", "revisions", "allow_patterns", "ignore_patterns",
-                                      "source") if k in data}
+        known = {f.name: data[f.name] for f in fields(cls) if f.name in data}
         if "repo_id" not in known:
             raise InvalidInputError(f"a repo plan needs `repo_id`; got keys {sorted(data)}")
         return cls(**known)

@@ -16,6 +16,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 from mirror_core.embedded_s3 import EmbeddedS3, free_port, start_embedded_s3
 from mirror_core.errors import ConfigError, HubmirrorError
@@ -54,8 +56,6 @@ def airflow_binary() -> str:
 
 def _port(preferred: int | None, default: int) -> int:
     """`preferred` if given, else `default` if free on 127.0.0.1, else any free port."""
-    import socket
-
     if preferred:
         return preferred
     with socket.socket() as s:
@@ -84,6 +84,12 @@ class Proc:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+    def check_alive(self) -> None:
+        """Raise StackError with the end of its log if the process has exited."""
+        if not self.alive():
+            raise StackError(f"{self.name} exited (code {self.process.returncode}); "
+                             f"see {self.log_path}:\n{self.tail()}")
 
 
 def spawn(name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> Proc:
@@ -199,9 +205,9 @@ class AirflowStack:
                              "(pip install -e .); in production use the Docker image, compose or Helm")
         self.home.mkdir(parents=True, exist_ok=True)
         self._airflow("db", "migrate")
-        slots = self.env().get("HUBMIRROR_UPSTREAM_POOL_SLOTS", "4")
-        self._airflow("pools", "set", UPSTREAM_POOL, slots, "hubmirror: concurrent repo syncs against the upstream")
         env, log_dir = self.env(), self.home / "logs" / "hubmirror"
+        slots = env.get("HUBMIRROR_UPSTREAM_POOL_SLOTS", "4")
+        self._airflow("pools", "set", UPSTREAM_POOL, slots, "hubmirror: concurrent repo syncs against the upstream")
         for name, argv in COMPONENTS.items():
             args = [a.format(port=self.port) for a in argv]
             self.procs.append(spawn(name, [airflow_binary(), *args], env, log_dir))
@@ -216,9 +222,7 @@ class AirflowStack:
         last = "no answer yet"
         while time.monotonic() < deadline:
             for proc in self.procs:
-                if not proc.alive():
-                    raise StackError(f"airflow {proc.name} exited (code {proc.process.returncode}); "
-                                     f"see {proc.log_path}:\n{proc.tail()}")
+                proc.check_alive()
             try:
                 health = httpx.get(f"{self.url}/api/v2/monitor/health", timeout=5).json()
                 states = {k: (v or {}).get("status") for k, v in health.items()}
@@ -260,18 +264,15 @@ def _demo_config(data_dir: Path) -> Path:
     config = {"selection": {"repos": repos},
               "transfer": {"allowed_redirect_hosts": ["127.0.0.1", "localhost"]}}
     path = data_dir / "demo-config.yaml"
-    import yaml
-
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
 
-def _wait_http(url: str, proc: Proc, timeout: float) -> None:
+def wait_http(url: str, proc: Proc, timeout: float) -> None:
+    """Wait until `url` answers below 500; StackError if `proc` exits or time runs out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not proc.alive():
-            raise StackError(f"{proc.name} exited (code {proc.process.returncode}); "
-                             f"see {proc.log_path}:\n{proc.tail()}")
+        proc.check_alive()
         try:
             if httpx.get(url, timeout=3).status_code < 500:
                 return
@@ -286,13 +287,12 @@ def run_up(args: Any, settings: Settings) -> int:
     from rich.console import Console
 
     console = Console(soft_wrap=True)
-    data_dir = Path(getattr(args, "data_dir", None) or ".hubmirror").resolve()
+    data_dir = Path(args.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    demo = bool(getattr(args, "demo", False))
-    upstream = getattr(args, "upstream", None)
+    demo, upstream = args.demo, args.upstream
     if demo and upstream:
         raise ConfigError("--demo starts its own upstream (the fake hub): drop --upstream, or drop --demo")
-    config_file = getattr(args, "config", None) or os.environ.get("HUBMIRROR_CONFIG")
+    config_file = args.config or os.environ.get("HUBMIRROR_CONFIG")
 
     stopping = threading.Event()
 
@@ -309,11 +309,11 @@ def run_up(args: Any, settings: Settings) -> int:
     try:
         console.print(f"[bold]hubmirror up[/bold]: state in {data_dir}")
         s3 = start_embedded_s3(data_dir / "s3", bucket=settings.s3_bucket)
-        env = {**s3.env(), "HUBMIRROR_S3_BUCKET": settings.s3_bucket}
+        env = s3.env()
         token = settings.token
         if demo:
             fakehub = _fakehub_modules()[1].start_fakehub(data_dir / "fakehub")
-            upstream, token = fakehub.url, _service_token(fakehub)
+            upstream, token = fakehub.url, fakehub.service_token
             config_file = config_file or str(_demo_config(data_dir))
         upstream = (upstream or settings.upstream_url or DEFAULT_UPSTREAM).rstrip("/")
         env["HUBMIRROR_UPSTREAM_URL"] = upstream
@@ -324,8 +324,8 @@ def run_up(args: Any, settings: Settings) -> int:
         Store(S3Settings(endpoint=s3.endpoint, access_key=s3.access_key, secret_key=s3.secret_key,
                          bucket=settings.s3_bucket, region="us-east-1")).ensure_bucket()
 
-        af_port = _port(getattr(args, "airflow_port", None), 8080)
-        serve_port = _port(getattr(args, "serve_port", None), 8000 if af_port != 8000 else 8001)
+        af_port = _port(args.airflow_port, 8080)
+        serve_port = _port(args.serve_port, 8000 if af_port != 8000 else 8001)
         serve_url = f"http://127.0.0.1:{serve_port}"
         connections = {
             "AIRFLOW_CONN_HUBMIRROR_S3": json.dumps({
@@ -346,7 +346,7 @@ def run_up(args: Any, settings: Settings) -> int:
         serve = spawn("serve", [sys.executable, "-m", "mirror_core.cli", "serve", "--host", "127.0.0.1",
                                 "--port", str(serve_port)], serve_env, data_dir / "logs")
         serve_procs.append(serve)
-        _wait_http(f"{serve_url}/healthz", serve, 60)
+        wait_http(f"{serve_url}/healthz", serve, 60)
         _print_urls(console, airflow, serve_url, s3, upstream, demo, data_dir)
         while not stopping.is_set():
             for proc in [*airflow.procs, *serve_procs]:
@@ -365,15 +365,6 @@ def run_up(args: Any, settings: Settings) -> int:
         if s3 is not None:
             s3.stop()
         console.print("stopped.")
-
-
-def _service_token(fakehub: Any) -> str | None:
-    tokens = getattr(fakehub, "tokens", None)
-    if isinstance(tokens, dict):
-        return tokens.get("service") or next(iter(tokens.values()), None)
-    if isinstance(tokens, list | tuple):
-        return tokens[0] if tokens else None
-    return tokens
 
 
 def _print_urls(console: Any, airflow: AirflowStack, serve_url: str, s3: EmbeddedS3, upstream: str, demo: bool,

@@ -85,12 +85,16 @@ class Store:
                 self.client.make_bucket(self.bucket)
         except Exception as exc:
             raise self._fail(exc, "bucket creation") from exc
-        if self.get_bytes(FORMAT_KEY) is None:
+        marker = self.get_json(FORMAT_KEY)
+        if marker is None:
             self.put_json(FORMAT_KEY, FORMAT_MARKER)
-        self.check_format()
+        else:
+            self._check_marker(marker)
 
     def check_format(self) -> None:
-        marker = self.get_json(FORMAT_KEY)
+        self._check_marker(self.get_json(FORMAT_KEY))
+
+    def _check_marker(self, marker: Any) -> None:
         if marker is None:
             raise FormatError(f"bucket {self.bucket!r} has no {FORMAT_KEY}: run `hubmirror sync` once to set it up")
         if marker.get("format") != "hubmirror" or marker.get("version") != LAYOUT_VERSION:

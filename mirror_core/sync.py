@@ -30,7 +30,7 @@ from mirror_core.errors import (
     UpstreamNotFoundError,
 )
 from mirror_core.layout import RepoRef, commit_key, is_commit_sha, refs_key, validate_revision
-from mirror_core.manifest import CommitManifest, DirEntry, FileEntry, LfsInfo, Refs, hf_date, ref_kind
+from mirror_core.manifest import REF_KINDS, CommitManifest, DirEntry, FileEntry, LfsInfo, Refs, hf_date, ref_kind
 from mirror_core.reports import new_run_id, repo_run_id, write_run_report
 from mirror_core.settings import Settings
 from mirror_core.store import Store
@@ -141,24 +141,27 @@ def trim_info(info: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in info.items() if k not in VOLATILE_INFO_FIELDS}
 
 
-def read_refs(store: Store, repo: RepoRef) -> tuple[Refs | None, bytes | None]:
-    """The published refs.json (parsed) and its exact bytes, for the optimistic check at publish time."""
-    raw = store.get_bytes(refs_key(repo))
-    return (Refs.from_json(raw) if raw is not None else None), raw
+def read_refs_for_update(store: Store, repo: RepoRef) -> tuple[Refs | None, str | None]:
+    """The published refs.json (parsed) and the ETag it was read with, for the conditional put at publish time."""
+    got = store.get_with_etag(refs_key(repo))
+    return (Refs.from_json(got[0]), got[1]) if got is not None else (None, None)
 
 
-def publish_refs(store: Store, repo: RepoRef, refs: Refs, expected: bytes | None) -> None:
-    """Flip refs.json in one conditional put, unless someone else published since we read it (single writer)."""
+def publish_refs(store: Store, repo: RepoRef, refs: Refs, etag: str | None) -> None:
+    """Flip refs.json in one conditional put on the version we read (None: it did not exist), so that of two
+    writers only one can publish (single writer)."""
     key = refs_key(repo)
-    now = store.get_with_etag(key)
-    message = (f"{key} changed while {repo} was syncing (another sync of the same repo?); "
-               "nothing was published by this run, run it again")
-    if (now[0] if now else None) != expected:
-        raise ConflictError(message)
     try:
-        store.put_if(key, refs.to_json(), now[1] if now else None)
+        store.put_if(key, refs.to_json(), etag)
     except ConflictError:
-        raise ConflictError(message) from None
+        raise ConflictError(f"{key} changed while {repo} was syncing (another sync of the same repo?); "
+                            "nothing was published by this run, run it again") from None
+
+
+def stored_manifest(store: Store, repo: RepoRef, sha: str) -> CommitManifest | None:
+    """The published manifest of a commit, or None if there is none."""
+    raw = store.get_bytes(commit_key(repo, sha))
+    return CommitManifest.from_json(raw) if raw is not None else None
 
 
 class _Progress:
@@ -209,6 +212,7 @@ class RepoSync:
         self.allow_patterns, self.ignore_patterns = allow_patterns, ignore_patterns
         self.progress = progress
         self.known_sha256: dict[str, str] = {}  # git oid -> sha256, from manifests already published
+        self.learned_published = False
         self._lock = threading.Lock()
 
     def learn(self, manifest: CommitManifest) -> None:
@@ -216,12 +220,14 @@ class RepoSync:
             if entry.lfs is None:
                 self.known_sha256[entry.oid] = entry.sha256
 
-    def learn_published(self, refs: Refs | None) -> None:
-        """Index regular files' sha256 by oid from the published manifests, so unchanged bodies need no GET."""
+    def learn_published(self, refs: Refs | None, loaded: dict[str, CommitManifest]) -> None:
+        """Index regular files' sha256 by oid from the published manifests (reading only those not `loaded`
+        yet), so unchanged bodies need no GET."""
+        self.learned_published = True
         for sha in sorted(refs.all_shas()) if refs else []:
-            raw = self.store.get_bytes(commit_key(self.repo, sha))
-            if raw is not None:
-                self.learn(CommitManifest.from_json(raw))
+            manifest = loaded.get(sha) or stored_manifest(self.store, self.repo, sha)
+            if manifest is not None:
+                self.learn(manifest)
 
     def build_manifest(self, sha: str) -> CommitManifest | None:
         """List the commit upstream, make sure every body is stored and verified, write the manifest."""
@@ -385,7 +391,7 @@ def _sync(settings: Settings, store: Store, upstream: Upstream, repo: RepoRef, r
           result: RepoSyncResult, allow_patterns: list[str] | None, ignore_patterns: list[str] | None,
           force: bool, progress: _Progress) -> None:
     store.ensure_bucket()
-    current, current_raw = read_refs(store, repo)
+    current, current_etag = read_refs_for_update(store, repo)
     remote = None
     if not all(is_commit_sha(r) for r in revisions):
         remote = upstream.refs(repo, include_prs=any(r.startswith("refs/pr/") for r in revisions))
@@ -396,7 +402,7 @@ def _sync(settings: Settings, store: Store, upstream: Upstream, repo: RepoRef, r
         return
 
     state = RepoSync(settings, store, upstream, repo, result, allow_patterns, ignore_patterns, progress)
-    published: dict[str, CommitManifest | None] = {}  # sha -> manifest (None: present, not read)
+    published: dict[str, CommitManifest] = {}  # sha -> manifest
     failed: set[str] = set()
     all_current = not force and all(
         target.kind is None or (current is not None and getattr(current, target.kind).get(target.name) == target.sha)
@@ -405,12 +411,13 @@ def _sync(settings: Settings, store: Store, upstream: Upstream, repo: RepoRef, r
         sha = target.sha
         if sha in published or sha in failed:
             continue
-        if not force and store.stat(commit_key(repo, sha)) is not None:
-            published[sha] = None
+        manifest = None if force else stored_manifest(store, repo, sha)
+        if manifest is not None:
+            published[sha] = manifest
             continue
         all_current = False
-        if not state.known_sha256:
-            state.learn_published(current)
+        if not state.learned_published:
+            state.learn_published(current, published)
         manifest = state.build_manifest(sha)
         if manifest is None:
             failed.add(sha)
@@ -420,25 +427,22 @@ def _sync(settings: Settings, store: Store, upstream: Upstream, repo: RepoRef, r
     for target in targets:
         if target.sha in published:
             result.revisions[target.name] = target.sha
-    for sha, manifest in published.items():
-        if manifest is None:
-            raw = store.get_bytes(commit_key(repo, sha))
-            manifest = CommitManifest.from_json(raw) if raw is not None else None
-        result.files += len(manifest.files) if manifest else 0
+    result.files += sum(len(manifest.files) for manifest in published.values())
 
     refs = current or Refs(upstream=settings.upstream_url)
     before = _tables(refs)
     for target in targets:
         if target.kind is not None and target.sha in published:
             refs = refs.with_ref(target.kind, target.name, target.sha)
+    mirrored = published.keys() | (current.all_shas() if current else set())
     for name, sha in sorted((remote or {}).get("tags", {}).items()):
-        if sha in published or sha in (current.all_shas() if current else set()):
+        if sha in mirrored:
             refs = refs.with_ref("tags", name, sha)
     if _tables(refs) != before:
         refs = refs.model_copy(update={"upstream": settings.upstream_url, "updated_at": datetime.now(UTC)})
-        publish_refs(store, repo, refs, current_raw)
+        publish_refs(store, repo, refs, current_etag)
     result.skipped = all_current and not failed and result.ok
 
 
 def _tables(refs: Refs) -> tuple[dict[str, str], ...]:
-    return refs.branches, refs.tags, refs.converts, refs.pull_requests
+    return tuple(getattr(refs, kind) for kind in REF_KINDS)

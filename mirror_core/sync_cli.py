@@ -25,13 +25,13 @@ from rich.table import Table
 
 from mirror_core.errors import InvalidInputError, UpstreamAuthError
 from mirror_core.inventory import list_repos
-from mirror_core.layout import RepoRef, commit_key
-from mirror_core.manifest import CommitManifest, Refs, hf_date
+from mirror_core.layout import RepoRef
+from mirror_core.manifest import Refs, hf_date
 from mirror_core.reports import new_run_id, write_run_report
 from mirror_core.selection import RepoPlan, plan
 from mirror_core.settings import Settings
 from mirror_core.store import Store
-from mirror_core.sync import RepoSyncResult, check_revisions, sync_repo, totals
+from mirror_core.sync import RepoSyncResult, check_revisions, stored_manifest, sync_repo, totals
 from mirror_core.trending import refresh_trending
 from mirror_core.upstream import Upstream
 
@@ -39,10 +39,9 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
 
-
 def _plans(args: argparse.Namespace, settings: Settings, store: Store) -> list[RepoPlan]:
-    revisions = check_revisions(args.revision) if args.revision else None
-    plans = [RepoPlan(repo_id, args.type, revisions or ["main"], source="request") for repo_id in args.repo_ids]
+    revisions = check_revisions(args.revision)
+    plans = [RepoPlan(repo_id, args.type, revisions, source="request") for repo_id in args.repo_ids]
     if args.all:
         known = {p.repo for p in plans}
         plans += [p for p in plan(settings, store) if p.repo not in known]
@@ -125,11 +124,9 @@ def repo_status(store: Store, repo: RepoRef, refs: Refs) -> dict[str, Any]:
     head = refs.branches.get("main") or next(iter(refs.branches.values()), None) \
         or next(iter(refs.all_shas()), None)
     size = files = None
-    if head:
-        raw = store.get_bytes(commit_key(repo, head))
-        if raw is not None:
-            manifest = CommitManifest.from_json(raw)
-            size, files = manifest.total_size, len(manifest.files)
+    manifest = stored_manifest(store, repo, head) if head else None
+    if manifest is not None:
+        size, files = manifest.total_size, len(manifest.files)
     return {"type": repo.singular_type, "id": repo.repo_id, "branches": refs.branches, "tags": refs.tags,
             "converts": refs.converts, "pull_requests": refs.pull_requests, "head": head, "size": size,
             "files": files, "updated_at": hf_date(refs.updated_at), "upstream": refs.upstream}

@@ -102,7 +102,7 @@ def redirect_allowed(target: str, upstream: str, allowed: list[str]) -> bool:
     """The upstream's own origin is always allowed; other hosts only if listed."""
     if _origin(target)[0] not in ("http", "https"):
         return False
-    if _origin(target) == _origin(upstream):
+    if same_origin(target, upstream):
         return True
     return any(host_matches(target, pattern) for pattern in allowed)
 
@@ -130,7 +130,6 @@ class BodyClient:
     """Opens body downloads through resolve URLs with the mirror's redirect, auth and retry rules."""
 
     def __init__(self, settings: Settings, upstream: Upstream) -> None:
-        self.settings = settings
         self.upstream = upstream
         self.allowed = list(settings.transfer.allowed_redirect_hosts)
         self.policy = upstream.policy
@@ -691,21 +690,12 @@ class Transfer:
 
     def _fetch_whole(self, repo: RepoRef, sha: str, meta: FileMeta, sha256: str | None, lfs: bool,
                      counter: _Counter, overwrite: bool) -> str:
-        """Small bodies (or bodies whose sha256 is unknown): hash everything, then put if new."""
+        """Small bodies (or bodies whose sha256 is unknown): hash everything (in memory up to a part, on disk
+        beyond), then put if new."""
         what = f"{repo}@{sha[:12]}/{meta.path}"
         hasher = BodyHasher(meta.size, git=not lfs)
         chunks = self.client.iter_body(repo, sha, meta.path, meta.size, on_bytes=counter)
-        if meta.size <= self.part_size:
-            data = bytearray()
-            for chunk in chunks:
-                hasher.update(chunk)
-                data += chunk
-            got = hasher.verify(what, sha256=sha256, git_oid=None if lfs else meta.oid)
-            key = blob_key(got)
-            if overwrite or self.store.stat(key) is None:
-                self.store.put_bytes(key, bytes(data))
-            return got
-        with tempfile.TemporaryFile(prefix="hubmirror-") as spool:
+        with tempfile.SpooledTemporaryFile(max_size=self.part_size, prefix="hubmirror-") as spool:
             for chunk in chunks:
                 hasher.update(chunk)
                 spool.write(chunk)

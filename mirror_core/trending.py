@@ -101,6 +101,7 @@ def refresh_trending(settings: Settings, store: Store, *, upstream: Upstream | N
                 snapshot.repos.append(RepoPlan(item["id"], type, source="trending"))
     store.ensure_bucket()
     snapshot.key = trending_snapshot_key(snapshot.created_at)
-    store.put_json(snapshot.key, snapshot.to_dict())
-    store.put_json(TRENDING_LATEST, snapshot.to_dict())
+    body = snapshot.to_dict()
+    store.put_json(snapshot.key, body)
+    store.put_json(TRENDING_LATEST, body)
     return snapshot

@@ -39,6 +39,7 @@ from mirror_core.errors import (
     UpstreamNotFoundError,
 )
 from mirror_core.layout import URL_PREFIXES, RepoRef, RepoType
+from mirror_core.manifest import REF_KINDS
 from mirror_core.settings import Settings
 
 T = TypeVar("T")
@@ -54,9 +55,11 @@ def retry_after_seconds(headers: Any) -> float | None:
         try:
             return max(0.0, float(value))
         except ValueError:
-            when = email.utils.parsedate_to_datetime(value) if value else None
-            if when is not None:
-                return max(0.0, when.timestamp() - time.time())
+            pass
+        try:
+            return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            pass  # unreadable: fall back to the RateLimit header, else the caller's own backoff
     info = parse_ratelimit_headers(headers) if headers is not None else None
     if info is not None and info.remaining == 0:
         return float(info.reset_in_seconds)
@@ -108,9 +111,6 @@ class UpstreamFile:
 class UpstreamDir:
     path: str
     oid: str
-
-
-REF_KINDS = ("branches", "tags", "converts", "pull_requests")
 
 
 class Upstream:
@@ -203,12 +203,7 @@ class Upstream:
         """Every ref of the repo: {"branches"|"tags"|"converts"|"pull_requests": {name: sha}} (one call)."""
         refs = self.call(f"list refs of {repo}", lambda: self.api.list_repo_refs(
             repo.repo_id, repo_type=repo.singular_type, include_pull_requests=include_prs))
-        out: dict[str, dict[str, str]] = {kind: {} for kind in REF_KINDS}
-        for kind, items in (("branches", refs.branches), ("tags", refs.tags), ("converts", refs.converts),
-                            ("pull_requests", refs.pull_requests or [])):
-            for item in items:
-                out[kind][item.name] = item.target_commit
-        return out
+        return {kind: {item.name: item.target_commit for item in getattr(refs, kind) or []} for kind in REF_KINDS}
 
     def repo_info(self, repo: RepoRef, revision: str | None = None, *, files_metadata: bool = False) -> dict:
         """Repo info as raw JSON (as HF clients would read it), at a revision if given."""

@@ -271,14 +271,13 @@ def _expectations(store: Store, report: VerifyReport) -> dict[str, Expectation]:
         if len(exp.sizes) > 1:
             report.problems.append(f"manifests disagree on the size of body {sha256}: {sorted(exp.sizes)} "
                                    f"({', '.join(exp.named_by())})")
-    for objects in listing.repos.values():
-        if objects.refs is None:
+    published = {str(o.repo): o for o in listing.repos.values() if o.refs is not None}
+    all_refs, refs_errors = read_many(published, lambda name: read_refs(store, published[name].repo))
+    for name, objects in published.items():
+        if name in refs_errors:
+            report.problems.append(refs_errors[name])
             continue
-        try:
-            refs = read_refs(store, objects.repo)
-        except ValueError as exc:
-            report.problems.append(str(exc))
-            continue
+        refs = all_refs[name]
         for sha in sorted(refs.all_shas() - objects.manifests.keys()):
             names = sorted(n for kind in ("branches", "tags", "converts", "pull_requests")
                            for n, s in getattr(refs, kind).items() if s == sha)

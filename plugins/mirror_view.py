@@ -13,7 +13,7 @@ import os
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlparse
 
 from airflow.api_fastapi.core_api.security import GetUserDep
 from fastapi import FastAPI
@@ -53,34 +53,28 @@ def _serve_url(repo_type: str, repo_id: str) -> str | None:
 
 
 def bucket_rows() -> list[RepoRow]:
-    """Every mirrored repo with its refs, last sync time and size of its default branch."""
+    """Every mirrored repo with its refs, last sync time and the size of the revision the catalog shows."""
+    from mirror_core.catalog import default_revision
     from mirror_core.inventory import list_repos, read_manifest, read_many, read_refs
-    from mirror_core.layout import commit_key
     from mirror_core.store import Store
     from plugins.hooks import mirror_settings
 
     store = Store(mirror_settings().s3)
-    listing = list_repos(store)
-    by_name = {str(o.repo): o.repo for o in listing.repos.values() if o.refs is not None}
-    published = list(by_name.values())
-    refs, refs_errors = read_many(by_name, lambda key: read_refs(store, by_name[key]))
-    heads: dict[str, str] = {}
-    for repo in published:
-        r = refs.get(str(repo))
-        if r and r.branches:
-            head = r.branches.get("main") or next(iter(sorted(r.branches.items())))[1]
-            heads[str(repo)] = commit_key(repo, head)
+    published = {str(o.repo): o for o in list_repos(store).repos.values() if o.refs is not None}
+    refs, refs_errors = read_many(published, lambda name: read_refs(store, published[name].repo))
+    heads = {name: published[name].manifest_key(chosen[1])  # repo name -> manifest key of its shown revision
+             for name, r in refs.items() if (chosen := default_revision(r))}
     manifests, manifest_errors = read_many(heads.values(), lambda key: read_manifest(store, key))
     rows = []
-    for repo in published:
-        r = refs.get(str(repo))
-        manifest = manifests.get(heads.get(str(repo), ""))
-        problem = refs_errors.get(str(repo)) or manifest_errors.get(heads.get(str(repo), ""))
+    for name, objects in published.items():
+        repo, r, head = objects.repo, refs.get(name), heads.get(name, "")
+        manifest = manifests.get(head)
+        problem = refs_errors.get(name) or manifest_errors.get(head)
         rows.append(RepoRow(
             repo_type=repo.singular_type, repo_id=repo.repo_id,
             revisions={**(r.branches if r else {}), **(r.tags if r else {})},
             last_sync=r.updated_at.isoformat() if r else None,
-            size=sum(f.size for f in manifest.files) if manifest else None,
+            size=manifest.total_size if manifest else None,
             files=len(manifest.files) if manifest else None,
             state="broken" if problem else "mirrored", problem=problem,
             serve_url=_serve_url(repo.singular_type, repo.repo_id),
@@ -89,8 +83,6 @@ def bucket_rows() -> list[RepoRow]:
 
 
 def _ui_base() -> str:
-    from urllib.parse import urlparse
-
     from airflow.configuration import conf
 
     return urlparse(conf.get("api", "base_url", fallback="") or "").path.rstrip("/")
@@ -149,8 +141,7 @@ def mirror_rows() -> tuple[list[RepoRow], str | None]:
             repo_type, _, repo_id = label.partition("/")
             if repo_type not in ("model", "dataset", "space") or not repo_id:
                 continue
-            row = rows[label] = RepoRow(repo_type, repo_id, {}, None, None, None, "never synced",
-                                        serve_url=None)
+            row = rows[label] = RepoRow(repo_type, repo_id, {}, None, None, None, "never synced")
         if ti["state"] != "success" or row.state != "broken":
             row.state = ti["state"]
         row.airflow_url = ti["url"]
@@ -159,6 +150,7 @@ def mirror_rows() -> tuple[list[RepoRow], str | None]:
 
 def _size(n: int | None) -> str:
     return "–" if n is None else decimal(n)
+
 
 _COLOURS = {"success": "#16a34a", "mirrored": "#16a34a", "failed": "#dc2626", "broken": "#dc2626",
             "upstream_failed": "#dc2626", "up_for_retry": "#d97706", "running": "#2563eb", "queued": "#6b7280"}

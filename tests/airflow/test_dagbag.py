@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
-DAGS = Path(__file__).resolve().parents[2] / "dags"
 EXPECTED_TASKS = {
     "hubmirror_trending": {"refresh_trending"},
     "hubmirror_sync": {"plan", "sync_repo", "report"},
@@ -15,14 +13,6 @@ EXPECTED_TASKS = {
     "hubmirror_verify": {"verify"},
     "hubmirror_gc": {"apply_retention", "collect_garbage"},
 }
-
-
-@pytest.fixture(scope="module")
-def bag():
-    from airflow.dag_processing.dagbag import BundleDagBag
-
-    # What the dag-processor does: the bundle (dags/) is on sys.path, so hubmirror_common imports.
-    return BundleDagBag(dag_folder=str(DAGS), bundle_path=DAGS)
 
 
 def test_no_import_errors_and_expected_dags(bag) -> None:

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from mirror_core.embedded_s3 import free_port
-from mirror_core.stack import AirflowStack, Proc, _service_token, _wait_http, spawn, stop_procs
+from mirror_core.stack import AirflowStack, Proc, spawn, stop_procs, wait_http
 from tests.fakehub import corpus
 
 GOOD = corpus.BRANCHY_MODEL
@@ -89,7 +89,7 @@ def stack(tmp_path_factory, s3_server, fakehub):
         airflow.start()
         procs.append(spawn("serve", [sys.executable, "-m", "mirror_core.cli", "serve", "--host", "127.0.0.1",
                                      "--port", str(serve_port)], serve_env, home / "logs"))
-        _wait_http(f"http://127.0.0.1:{serve_port}/healthz", procs[0], 60)
+        wait_http(f"http://127.0.0.1:{serve_port}/healthz", procs[0], 60)
         yield airflow, f"http://127.0.0.1:{serve_port}", settings
     finally:
         stop_procs(procs)
@@ -105,7 +105,7 @@ def test_trigger_fail_clear_and_download_through_serve(stack, fakehub, tmp_path)
 
     airflow, serve_url, _ = stack
     api = Api(airflow)
-    token = _service_token(fakehub)
+    token = fakehub.service_token
 
     # Connections can be managed through the API too: the upstream one lives in Airflow's DB.
     api("POST", "/api/v2/connections", json={"connection_id": "hubmirror_upstream", "conn_type": "generic",

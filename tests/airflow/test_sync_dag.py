@@ -8,31 +8,20 @@ Expected contents come from the fake hub itself through huggingface_hub, not fro
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.fakehub import corpus
 
-DAGS = Path(__file__).resolve().parents[2] / "dags"
 # (repo id, type, revisions): a repo with branches and a tag, a dataset, a single-segment id.
 SELECTION = [(corpus.BRANCHY_MODEL, "model", ["main", "v1.0"]), (corpus.DATASET, "dataset", ["main"]),
              (corpus.SINGLE_SEGMENT_MODEL, "model", ["main"])]
 FLAKY = corpus.DATASET  # its first attempt fails (injected 503s outlast mirror_core's own retries)
 
 
-@pytest.fixture(scope="module")
-def bag():
-    from airflow.dag_processing.dagbag import BundleDagBag
-
-    return BundleDagBag(dag_folder=str(DAGS), bundle_path=DAGS)
-
-
 def service_token(fakehub) -> str:
-    from mirror_core.stack import _service_token
-
-    token = _service_token(fakehub)
+    token = fakehub.service_token
     assert token, "the fake hub exposes no service token"
     return token
 

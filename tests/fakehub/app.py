@@ -27,7 +27,6 @@ NO_ACCESS_TOKEN = "hf_fakehub_noaccess"
 DEFAULT_SERVICE_TOKEN = "hf_fakehub_service"
 DEFAULT_CONFIG = {
     "cdn_ttl": 3600,
-    "xet_all": False,
     "list_page_size": 1000,
     "tree_page_size": 1000,
     "tree_expand_page_size": 50,
@@ -46,6 +45,22 @@ def error(status: int, code: str | None, message: str, headers: dict | None = No
 
 def truthy(value: str | None) -> bool:
     return (value or "").lower() in ("1", "true", "yes")
+
+
+def expand_params(request: Request) -> list[str]:
+    """`expand` may be repeated, with or without brackets (`expand[]=`)."""
+    q = request.query_params
+    return q.getlist("expand") + q.getlist("expand[]")
+
+
+def raw_path(request: Request) -> str:
+    """The path as sent, before percent-decoding (see the module docstring)."""
+    return request.scope.get("raw_path", request.scope["path"].encode()).decode("latin-1")
+
+
+def origin(request: Request) -> str:
+    """`scheme://host` of the origin the client called, for absolute URLs in headers."""
+    return f"{request.url.scheme}://{request.headers.get('host', '127.0.0.1')}"
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None | str:
@@ -68,7 +83,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None | str:
 
 def body_response(request: Request, blob: Blob, headers: dict) -> Response:
     """200/206/416 with exact Content-Length, also on HEAD (Starlette would otherwise say 0)."""
-    headers = {**headers, "Accept-Ranges": "bytes"}
+    headers = {**headers, "Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"}
     span = parse_range(request.headers.get("range"), blob.size)
     if span == "416":
         return error(
@@ -91,9 +106,7 @@ def body_response(request: Request, blob: Blob, headers: dict) -> Response:
 class Routes:
     """Handlers of the Hub origin and of the CDN origin, sharing one corpus and one Traffic."""
 
-    def __init__(
-        self, corpus: Corpus, traffic: Traffic, service_token: str, cdn_base: Callable[[], str]
-    ) -> None:
+    def __init__(self, corpus: Corpus, traffic: Traffic, service_token: str, cdn_base: str) -> None:
         self.corpus = corpus
         self.traffic = traffic
         self.service_token = service_token
@@ -146,8 +159,7 @@ class Routes:
         if scope["type"] != "http":
             return
         request = Request(scope, receive)
-        raw = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
-        segs = [s for s in raw.split("/")[1:]]
+        segs = raw_path(request).split("/")[1:]
         if segs and segs[-1] == "":
             segs.pop()
         try:
@@ -217,7 +229,7 @@ class Routes:
             obj = views.info(
                 repo, commit, blobs=truthy(q.get("blobs")), security=truthy(q.get("securityStatus"))
             )
-            expand = q.getlist("expand") + q.getlist("expand[]")
+            expand = expand_params(request)
             return JSONResponse(views.only(obj, expand) if expand else obj)
         if tail[0] == "refs":
             return JSONResponse(views.refs(repo, truthy(q.get("include_prs"))))
@@ -247,9 +259,7 @@ class Routes:
         if end < len(items):
             params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
             params.append(("cursor", base64.urlsafe_b64encode(json.dumps({"o": end}).encode()).decode()))
-            raw = request.scope.get("raw_path", request.scope["path"].encode()).decode("latin-1")
-            host = request.headers.get("host", "127.0.0.1")
-            headers["Link"] = f'<{request.url.scheme}://{host}{raw}?{urlencode(params)}>; rel="next"'
+            headers["Link"] = f'<{origin(request)}{raw_path(request)}?{urlencode(params)}>; rel="next"'
         return JSONResponse(items[start:end], headers=headers)
 
     def tree(self, request: Request, repo: Repo, commit: Commit, rev: str, path: str) -> Response:
@@ -280,8 +290,7 @@ class Routes:
         return JSONResponse(out)
 
     def commits(self, request: Request, repo: Repo, commit: Commit) -> Response:
-        q = request.query_params
-        formatted = "formatted" in q.getlist("expand[]") + q.getlist("expand")
+        formatted = "formatted" in expand_params(request)
         items = [views.commit_item(c, formatted) for c in repo.history(commit)]
         return self.page(request, items, self.traffic.config["commits_page_size"])
 
@@ -306,7 +315,7 @@ class Routes:
         sort = q.get("sort")
         if sort in views.SORT_KEYS:
             repos.sort(key=lambda r: views.sort_value(r, sort), reverse=True)
-        expand = q.getlist("expand") + q.getlist("expand[]")
+        expand = expand_params(request)
         if expand and (truthy(q.get("full")) or truthy(q.get("cardData")) or truthy(q.get("config"))):
             raise ValueError("expand cannot be combined with full, cardData or config")
         items = [
@@ -360,8 +369,7 @@ class Routes:
             return error(404, "EntryNotFound", "Entry not found", {"X-Repo-Commit": commit.sha})
         headers = {"X-Repo-Commit": commit.sha}
         if not entry.lfs:
-            headers.update(ETag=f'"{entry.oid}"', **{"Content-Type": "application/octet-stream"})
-            return body_response(request, entry.blob, headers)
+            return body_response(request, entry.blob, {**headers, "ETag": f'"{entry.oid}"'})
         return self.redirect(request, repo, entry, headers)
 
     def sign(self, sha256: str, expires: int) -> str:
@@ -373,7 +381,7 @@ class Routes:
         sha = entry.blob.sha256
         name = quote(entry.path.rsplit("/", 1)[-1])
         query = f"filename={name}&expires={expires}&signature={self.sign(sha, expires)}"
-        location = f"{self.cdn_base()}/lfs/{sha}?{query}"
+        location = f"{self.cdn_base}/lfs/{sha}?{query}"
         headers.update(
             {
                 "Location": location,
@@ -382,11 +390,10 @@ class Routes:
                 "ETag": f'"{entry.oid}"',
             }
         )
-        if entry.xet or self.traffic.config.get("xet_all"):
+        if entry.xet:
             plural = views.API_PLURAL[repo.repo_type]
             headers["X-Xet-Hash"] = entry.xet_hash
-            hub = f"{request.url.scheme}://{request.headers.get('host', '127.0.0.1')}"
-            headers["Link"] = f'<{hub}/api/{plural}/{repo.repo_id}/xet-read-token/{sha}>; rel="xet-auth"'
+            headers["Link"] = f'<{origin(request)}/api/{plural}/{repo.repo_id}/xet-read-token/{sha}>; rel="xet-auth"'
         body = f"Found. Redirecting to {location}".encode()
         return Response(body, status_code=302, headers=headers, media_type="text/plain")
 
@@ -411,4 +418,4 @@ class Routes:
         blob = self.corpus.blob(sha)
         if blob is None:
             return error(404, None, "NoSuchKey")
-        return body_response(request, blob, {"ETag": f'"{sha}"', "Content-Type": "application/octet-stream"})
+        return body_response(request, blob, {"ETag": f'"{sha}"'})

@@ -416,22 +416,23 @@ def build_dataset() -> Repo:
     }
     repo = Repo("dataset", DATASET, utc(2024, 1, 5), meta=meta)
     train, test = _rows("train", 20), _rows("test", 10)
+    train_parquet = _parquet(train)
     main = repo.commit(
         {
             ".gitattributes": Blob.of(GITATTRIBUTES),
             "README.md": Blob.of(readme(card, "# tiny-dataset\n")),
             "data/train.csv": Blob.of(_csv(train)),
             "data/test.csv": Blob.of(_csv(test)),
-            "parquet/train-00000-of-00001.parquet": Blob.of(_parquet(train)),
+            "parquet/train-00000-of-00001.parquet": Blob.of(train_parquet),
         },
         message="Add data",
     )
     convert = repo.commit(
         {
             ".gitattributes": Blob.of(GITATTRIBUTES),
-            "default/train/0000.parquet": Blob.of(_parquet(train)),
+            "default/train/0000.parquet": Blob.of(train_parquet),
             "default/test/0000.parquet": Blob.of(_parquet(test)),
-            "parquet/train/0000.parquet": Blob.of(_parquet(train)),
+            "parquet/train/0000.parquet": Blob.of(train_parquet),
         },
         branch="__convert",
         parent_rev=main.sha,

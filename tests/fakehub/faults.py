@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 
@@ -28,7 +27,7 @@ class InjectedDrop(Exception):
 @dataclass
 class Fault:
     """One rule. It applies to requests matching kind/path/method, skipping the first `skip` of them,
-    then to the next `count` (if set) or to a `rate` share (if set) or to all of them."""
+    then to the next `count` (if set) or to all of them."""
 
     action: str
     kind: str | None = None
@@ -40,19 +39,15 @@ class Fault:
     offset: int | None = None  # corrupt: body offset of the flipped byte (default: middle of the body)
     delay: float = 0.5  # delay, seconds before the response starts
     count: int | None = None
-    rate: float | None = None
     skip: int = 0
-    seed: int = 0
     seen: int = 0
     fired: int = 0
-    _rng: random.Random | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
             raise ValueError(f"unknown fault action {self.action!r}; use one of {ACTIONS}")
         if self.kind is not None and self.kind not in KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}; use one of {KINDS}")
-        self._rng = random.Random(self.seed)
 
     def matches(self, kind: str, method: str, path: str) -> bool:
         return (
@@ -65,17 +60,12 @@ class Fault:
         self.seen += 1
         if self.seen <= self.skip:
             return False
-        if self.count is not None:
-            fire = self.fired < self.count
-        elif self.rate is not None:
-            fire = self._rng.random() < self.rate
-        else:
-            fire = True
+        fire = self.count is None or self.fired < self.count
         self.fired += fire
         return fire
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+        return asdict(self)
 
 
 @dataclass

@@ -69,7 +69,7 @@ class FakeHubHandle:
         return self._call("GET", "faults")
 
     def configure(self, **changes) -> dict:
-        """Tune the server: cdn_ttl (s; negative = already expired), xet_all, page sizes."""
+        """Tune the server: cdn_ttl (s; negative = already expired), page sizes."""
         return self._call("POST", "config", json=changes)
 
     def counters(self) -> dict[str, dict[str, int]]:
@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> None:
     cdn_url = f"http://127.0.0.1:{cdn_sock.getsockname()[1]}"
     traffic = Traffic()
     traffic.reset(DEFAULT_CONFIG)
-    routes = Routes(corpus, traffic, args.token, lambda: cdn_url)
+    routes = Routes(corpus, traffic, args.token, cdn_url)
 
     def classify_hub(path: str) -> str | None:
         if path.startswith("/_fakehub/"):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from huggingface_hub import hf_hub_download, snapshot_download
+from huggingface_hub import snapshot_download
 
 from tests.fakehub.corpus import (
     BRANCHY_MODEL,
@@ -59,14 +59,12 @@ def test_snapshot_download_of_2500_files_pages_the_tree(fakehub, tmp_path):
     assert folder.name == record["commit"]
 
 
-def test_lfs_download_goes_through_the_signed_cdn_redirect(fakehub, tmp_path):
+def test_lfs_download_goes_through_the_signed_cdn_redirect(fakehub, download):
     fakehub.reset()
-    path = hf_hub_download(
-        SMALL_MODEL, "model.safetensors", endpoint=fakehub.url, cache_dir=tmp_path, token=False
-    )
+    path = download(SMALL_MODEL, "model.safetensors")
     record = fakehub.file_record("model", SMALL_MODEL, "model.safetensors")
-    assert record["lfs"] and Path(path).stat().st_size == record["size"] > 50_000_000
-    assert sha256_file(Path(path)) == record["sha256"]
+    assert record["lfs"] and path.stat().st_size == record["size"] > 50_000_000
+    assert sha256_file(path) == record["sha256"]
     log = fakehub.requests()
     assert [(r["kind"], r["method"], r["status"]) for r in log] == [
         ("resolve", "HEAD", 302),
@@ -74,22 +72,20 @@ def test_lfs_download_goes_through_the_signed_cdn_redirect(fakehub, tmp_path):
     ]
     assert fakehub.counters()["cdn"]["bytes"] == record["size"]
     # the cache blob is named by the sha256 (X-Linked-Etag), the snapshot by X-Repo-Commit
-    assert Path(path).resolve().name == record["sha256"]
-    assert Path(path).parent.name == record["commit"]
+    assert path.resolve().name == record["sha256"]
+    assert path.parent.name == record["commit"]
 
 
-def test_large_model_is_byte_identical(fakehub, tmp_path):
-    path = hf_hub_download(
-        LARGE_MODEL, "pytorch_model.bin", endpoint=fakehub.url, cache_dir=tmp_path, token=False
-    )
+def test_large_model_is_byte_identical(fakehub, download):
+    path = download(LARGE_MODEL, "pytorch_model.bin")
     record = fakehub.file_record("model", LARGE_MODEL, "pytorch_model.bin")
-    assert sha256_file(Path(path)) == record["sha256"]
+    assert sha256_file(path) == record["sha256"]
 
 
-def test_regular_files_are_served_directly_with_git_blob_etag(fakehub, tmp_path):
+def test_regular_files_are_served_directly_with_git_blob_etag(fakehub, download):
     fakehub.reset()
     for name in ("config.json", *UNICODE_PATHS):
-        path = Path(hf_hub_download(SMALL_MODEL, name, endpoint=fakehub.url, cache_dir=tmp_path, token=False))
+        path = download(SMALL_MODEL, name)
         data = path.read_bytes()
         record = fakehub.file_record("model", SMALL_MODEL, name)
         assert hashlib.sha256(data).hexdigest() == record["sha256"]
@@ -99,79 +95,34 @@ def test_regular_files_are_served_directly_with_git_blob_etag(fakehub, tmp_path)
     assert "/hubmirror-test/tiny-bert/resolve/main/sub%20dir/file%20with%20space.txt" in paths
 
 
-def test_single_segment_repo_space_and_dataset_routes(fakehub, tmp_path):
-    cfg = hf_hub_download(
-        SINGLE_SEGMENT_MODEL, "config.json", endpoint=fakehub.url, cache_dir=tmp_path, token=False
-    )
-    assert b"gpt2" in Path(cfg).read_bytes()
-    app = hf_hub_download(
-        SPACE, "app.py", repo_type="space", endpoint=fakehub.url, cache_dir=tmp_path, token=False
-    )
-    assert b"gradio" in Path(app).read_bytes()
-    csv = hf_hub_download(
-        DATASET, "data/train.csv", repo_type="dataset", endpoint=fakehub.url, cache_dir=tmp_path, token=False
-    )
-    assert Path(csv).read_text().splitlines()[0] == "id,text,label"
+def test_single_segment_repo_space_and_dataset_routes(download):
+    assert b"gpt2" in download(SINGLE_SEGMENT_MODEL, "config.json").read_bytes()
+    assert b"gradio" in download(SPACE, "app.py", repo_type="space").read_bytes()
+    csv = download(DATASET, "data/train.csv", repo_type="dataset")
+    assert csv.read_text().splitlines()[0] == "id,text,label"
 
 
-def test_parquet_convert_ref_is_downloadable(fakehub, tmp_path):
-    path = hf_hub_download(
-        DATASET,
-        "default/train/0000.parquet",
-        repo_type="dataset",
-        revision="refs/convert/parquet",
-        endpoint=fakehub.url,
-        cache_dir=tmp_path,
-        token=False,
-    )
-    table = pq.read_table(path)
+def test_parquet_convert_ref_is_downloadable(download):
+    def convert(filename: str) -> Path:
+        return download(DATASET, filename, repo_type="dataset", revision="refs/convert/parquet")
+
+    table = pq.read_table(convert("default/train/0000.parquet"))
     assert table.num_rows == 20 and table.column_names == ["id", "text", "label"]
     with pytest.raises(Exception, match="Entry Not Found|EntryNotFound|404"):
-        hf_hub_download(
-            DATASET,
-            "data/train.csv",
-            repo_type="dataset",
-            revision="refs/convert/parquet",
-            endpoint=fakehub.url,
-            cache_dir=tmp_path,
-            token=False,
-        )
+        convert("data/train.csv")
 
 
-def test_branches_tags_prs_and_shas_as_revisions(fakehub, tmp_path):
+def test_branches_tags_prs_and_shas_as_revisions(fakehub, download):
     refs = fakehub.repo_record("model", BRANCHY_MODEL)
 
     def readme(rev: str) -> str:
-        return Path(
-            hf_hub_download(
-                BRANCHY_MODEL,
-                "README.md",
-                revision=rev,
-                endpoint=fakehub.url,
-                cache_dir=tmp_path,
-                token=False,
-            )
-        ).read_text()
+        return download(BRANCHY_MODEL, "README.md", revision=rev).read_text()
 
     assert "proposed" in readme("refs/pr/1")
     assert "branchy v1" in readme("v1.0")
     assert "branchy v1" in readme(refs["tags"]["v1.0"][:7])
-    path = hf_hub_download(
-        BRANCHY_MODEL,
-        "feature.txt",
-        revision="feature/x",
-        endpoint=fakehub.url,
-        cache_dir=tmp_path,
-        token=False,
-    )
-    assert Path(path).parent.name == refs["branches"]["feature/x"]
+    path = download(BRANCHY_MODEL, "feature.txt", revision="feature/x")
+    assert path.parent.name == refs["branches"]["feature/x"]
     main_sha = refs["branches"]["main"]
-    path = hf_hub_download(
-        BRANCHY_MODEL,
-        "notes/changelog.txt",
-        revision=main_sha,
-        endpoint=fakehub.url,
-        cache_dir=tmp_path,
-        token=False,
-    )
-    assert Path(path).read_bytes() == b"v3\n"
+    path = download(BRANCHY_MODEL, "notes/changelog.txt", revision=main_sha)
+    assert path.read_bytes() == b"v3\n"

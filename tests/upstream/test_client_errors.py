@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub import HfApi
 from huggingface_hub.errors import (
     EntryNotFoundError,
     GatedRepoError,
@@ -16,19 +16,15 @@ from huggingface_hub.errors import (
 from tests.fakehub.corpus import BRANCHY_MODEL, GATED_MODEL, PRIVATE_MODEL, SMALL_MODEL
 
 
-def download(fakehub, tmp_path, repo_id: str, filename: str, token: str | bool = False, **kw) -> str:
-    return hf_hub_download(repo_id, filename, endpoint=fakehub.url, cache_dir=tmp_path, token=token, **kw)
-
-
-def test_gated_repo_needs_the_service_token(fakehub, tmp_path):
+def test_gated_repo_needs_the_service_token(fakehub, download):
     with pytest.raises(GatedRepoError) as anonymous:
-        download(fakehub, tmp_path, GATED_MODEL, "config.json")
+        download(GATED_MODEL, "config.json")
     assert anonymous.value.response.status_code == 401
     with pytest.raises(GatedRepoError) as denied:
-        download(fakehub, tmp_path, GATED_MODEL, "model.safetensors", token=fakehub.tokens["no_access"])
+        download(GATED_MODEL, "model.safetensors", token=fakehub.tokens["no_access"])
     assert denied.value.response.status_code == 403
-    path = download(fakehub, tmp_path, GATED_MODEL, "model.safetensors", token=fakehub.tokens["service"])
-    assert open(path, "rb").read(8)
+    path = download(GATED_MODEL, "model.safetensors", token=fakehub.tokens["service"])
+    assert path.stat().st_size == fakehub.file_record("model", GATED_MODEL, "model.safetensors")["size"] > 8
     # like the Hub: a gated repo's metadata is public, its files are not
     assert HfApi(endpoint=fakehub.url, token=False).model_info(GATED_MODEL).gated == "manual"
     with pytest.raises(GatedRepoError):
@@ -36,7 +32,7 @@ def test_gated_repo_needs_the_service_token(fakehub, tmp_path):
     HfApi(endpoint=fakehub.url, token=fakehub.tokens["service"]).auth_check(GATED_MODEL)
 
 
-def test_private_repo_is_not_found_without_access(fakehub, tmp_path):
+def test_private_repo_is_not_found_without_access(fakehub, download):
     for token in (False, fakehub.tokens["no_access"]):
         api = HfApi(endpoint=fakehub.url, token=token)
         with pytest.raises(RepositoryNotFoundError) as err:
@@ -45,13 +41,13 @@ def test_private_repo_is_not_found_without_access(fakehub, tmp_path):
         assert err.value.response.status_code == (401 if token is False else 404)
         assert api.repo_exists(PRIVATE_MODEL) is False
         with pytest.raises(RepositoryNotFoundError):
-            download(fakehub, tmp_path, PRIVATE_MODEL, "config.json", token=token)
+            download(PRIVATE_MODEL, "config.json", token=token)
     service = HfApi(endpoint=fakehub.url, token=fakehub.tokens["service"])
     assert service.model_info(PRIVATE_MODEL).private is True
-    assert download(fakehub, tmp_path, PRIVATE_MODEL, "config.json", token=fakehub.tokens["service"])
+    assert b'"bert"' in download(PRIVATE_MODEL, "config.json", token=fakehub.tokens["service"]).read_bytes()
 
 
-def test_missing_repo_revision_and_entry(fakehub, tmp_path):
+def test_missing_repo_revision_and_entry(fakehub, download):
     api = HfApi(endpoint=fakehub.url, token=False)
     with pytest.raises(RepositoryNotFoundError):
         api.model_info("hubmirror-test/does-not-exist")
@@ -60,10 +56,10 @@ def test_missing_repo_revision_and_entry(fakehub, tmp_path):
     with pytest.raises(RevisionNotFoundError):
         api.model_info(SMALL_MODEL, revision="nope")
     with pytest.raises(RevisionNotFoundError):
-        download(fakehub, tmp_path, SMALL_MODEL, "config.json", revision="0" * 40)
+        download(SMALL_MODEL, "config.json", revision="0" * 40)
     assert api.revision_exists(BRANCHY_MODEL, "dev") and not api.revision_exists(BRANCHY_MODEL, "nope")
     with pytest.raises(EntryNotFoundError):
-        download(fakehub, tmp_path, SMALL_MODEL, "no-such-file.txt")
+        download(SMALL_MODEL, "no-such-file.txt")
     with pytest.raises(EntryNotFoundError):
         list(api.list_repo_tree(SMALL_MODEL, path_in_repo="no-such-dir"))
     assert api.file_exists(SMALL_MODEL, "config.json") and not api.file_exists(SMALL_MODEL, "nope.json")

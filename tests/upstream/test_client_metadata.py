@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from huggingface_hub import HfApi
 from huggingface_hub.hf_api import RepoFile, RepoFolder
@@ -11,6 +12,7 @@ from tests.fakehub.corpus import (
     DATASET,
     MANY_FILES_COUNT,
     MANY_FILES_MODEL,
+    PRIVATE_MODEL,
     SMALL_MODEL,
     SPACE,
     TRENDING_DATASETS,
@@ -48,9 +50,9 @@ def test_model_info_with_files_metadata_matches_the_corpus(api, fakehub):
 
 
 def test_expand_returns_only_the_requested_keys(api, fakehub):
-    api.model_info(SMALL_MODEL, expand=["sha", "lastModified"])
-    import httpx
-
+    info = api.model_info(SMALL_MODEL, expand=["sha", "lastModified"])
+    assert info.sha == fakehub.repo_record("model", SMALL_MODEL)["branches"]["main"]
+    assert info.last_modified is not None and info.likes is None and info.siblings is None
     body = httpx.get(
         f"{fakehub.url}/api/models/{SMALL_MODEL}", params=[("expand", "sha"), ("expand", "likes")]
     ).json()
@@ -159,8 +161,7 @@ def test_whoami_and_private_listing(fakehub):
     service = HfApi(endpoint=fakehub.url, token=fakehub.tokens["service"])
     assert service.whoami()["name"] == "hubmirror-service"
     assert HfApi(endpoint=fakehub.url, token=fakehub.tokens["no_access"]).whoami()["orgs"][0]["name"]
-    private = "hubmirror-test/private-model"
-    assert private in {m.id for m in service.list_models(author="hubmirror-test")}
-    assert private not in {
+    assert PRIVATE_MODEL in {m.id for m in service.list_models(author="hubmirror-test")}
+    assert PRIVATE_MODEL not in {
         m.id for m in HfApi(endpoint=fakehub.url, token=False).list_models(author="hubmirror-test")
     }

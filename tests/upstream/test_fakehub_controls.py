@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from huggingface_hub import HfApi, constants, hf_hub_download
+from huggingface_hub import HfApi, constants
 from huggingface_hub.errors import EntryNotFoundError
 
 from tests.fakehub.corpus import LARGE_MODEL, SMALL_MODEL, XET_MODEL
@@ -96,21 +96,19 @@ def test_drop_corrupt_and_delay_faults(hub):
     assert time.monotonic() - start >= 0.4
 
 
-def test_client_resumes_a_dropped_cdn_download(hub, tmp_path):
+def test_client_resumes_a_dropped_cdn_download(hub, download):
     """The client writes whole 10 MiB chunks, so after a drop in the third it resumes at 20 MiB."""
     chunk = constants.DOWNLOAD_CHUNK_SIZE
     hub.add_fault("drop", kind="cdn", count=1, after_bytes=2 * chunk + 12345)
-    path = hf_hub_download(
-        LARGE_MODEL, "pytorch_model.bin", endpoint=hub.url, cache_dir=tmp_path, token=False
-    )
+    path = download(LARGE_MODEL, "pytorch_model.bin")
     record = hub.file_record("model", LARGE_MODEL, "pytorch_model.bin")
     assert record["size"] > 2 * chunk + 12345
-    assert hashlib.sha256(Path(path).read_bytes()).hexdigest() == record["sha256"]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == record["sha256"]
     cdn = [(r["status"], r["range"], r["bytes"]) for r in hub.requests() if r["kind"] == "cdn"]
     assert cdn == [(200, None, 2 * chunk + 12345), (206, f"bytes={2 * chunk}-", record["size"] - 2 * chunk)]
 
 
-def test_commits_change_what_upstream_serves(hub, tmp_path):
+def test_commits_change_what_upstream_serves(hub, download):
     repo_id = f"hubmirror-test/scratch-{uuid.uuid4().hex[:8]}"
     first = hub.create_repo("model", repo_id, {"a.txt": b"one\n", "b.txt": b"bee\n"})
     api = HfApi(endpoint=hub.url, token=False)
@@ -119,14 +117,9 @@ def test_commits_change_what_upstream_serves(hub, tmp_path):
         "model", repo_id, {"a.txt": b"two\n", "b.txt": None, "w.bin": b"\0" * 100}, message="change a, drop b"
     )
     assert second != first and api.model_info(repo_id).sha == second
-    assert (
-        Path(
-            hf_hub_download(repo_id, "a.txt", endpoint=hub.url, cache_dir=tmp_path, token=False)
-        ).read_bytes()
-        == b"two\n"
-    )
+    assert download(repo_id, "a.txt").read_bytes() == b"two\n"
     with pytest.raises(EntryNotFoundError):
-        hf_hub_download(repo_id, "b.txt", endpoint=hub.url, cache_dir=tmp_path, token=False)
+        download(repo_id, "b.txt")
     assert hub.file_record("model", repo_id, "w.bin")["lfs"] is True  # by extension
     assert httpx.head(f"{hub.url}/{repo_id}/resolve/main/w.bin").status_code == 302
     assert api.model_info(repo_id, revision=first).sha == first  # old commits stay resolvable
@@ -135,7 +128,7 @@ def test_commits_change_what_upstream_serves(hub, tmp_path):
     assert {t.name: t.target_commit for t in api.list_repo_refs(repo_id).tags} == {"v1": first}
 
 
-def test_xet_style_repo_advertises_xet_but_plain_http_still_works(hub, tmp_path, monkeypatch):
+def test_xet_style_repo_advertises_xet_but_plain_http_still_works(hub, download, monkeypatch):
     head = httpx.head(f"{hub.url}/{XET_MODEL}/resolve/main/model.safetensors")
     assert re.fullmatch(r"[0-9a-f]{64}", head.headers["x-xet-hash"])
     assert 'rel="xet-auth"' in head.headers["link"]
@@ -143,8 +136,8 @@ def test_xet_style_repo_advertises_xet_but_plain_http_still_works(hub, tmp_path,
     assert any("xetHash" in e for e in tree)
     assert "x-xet-hash" not in httpx.head(f"{hub.url}/{SMALL_MODEL}/resolve/main/model.safetensors").headers
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
-    path = hf_hub_download(XET_MODEL, "model.safetensors", endpoint=hub.url, cache_dir=tmp_path, token=False)
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    path = download(XET_MODEL, "model.safetensors")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
     assert digest == hub.file_record("model", XET_MODEL, "model.safetensors")["sha256"]
 
 
