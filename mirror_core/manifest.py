@@ -126,6 +126,10 @@ class Refs(_Model):
     pull_requests: dict[str, str] = Field(default_factory=dict)
     upstream: str
     updated_at: datetime = Field(default_factory=utcnow)
+    # Access as the upstream reported it when this was published (same PUT as the refs, so serve never has to
+    # guess from a missing manifest). None: written by a version that did not record it, so unknown.
+    private: bool | None = None
+    gated: bool | str | None = None  # False, "auto" or "manual", like the Hub
 
     @field_validator("branches", "tags", "converts", "pull_requests")
     @classmethod
@@ -134,6 +138,13 @@ class Refs(_Model):
             validate_revision(name)
             validate_commit_sha(sha)
         return v
+
+    @property
+    def restricted(self) -> bool | None:
+        """True if private or gated upstream; None if not recorded (readers must then fail closed)."""
+        if self.private is None or self.gated is None:
+            return None
+        return self.private or self.gated not in (False, "", "false")
 
     def all_shas(self) -> set[str]:
         return {sha for kind in REF_KINDS for sha in getattr(self, kind).values()}
