@@ -10,12 +10,10 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from rich.console import Console
-
 from mirror_core.errors import HubmirrorError
 from mirror_core.settings import Settings, load_settings
+from mirror_core.terminal import err, failure
 
-console = Console(stderr=True)
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 
@@ -119,10 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.config)
         return args.handler(args, settings)
     except HubmirrorError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        failure(str(exc))
         return 2
     except KeyboardInterrupt:
-        console.print("interrupted")
+        err.print("interrupted")
         return 130
 
 

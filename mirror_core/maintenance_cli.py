@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from rich.console import Console
 from rich.filesize import decimal
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
@@ -17,10 +17,9 @@ from mirror_core.gc import GcReport, retain_and_collect
 from mirror_core.layout import validate_sha256
 from mirror_core.settings import Settings
 from mirror_core.store import Store
+from mirror_core.terminal import err, failure, out
 from mirror_core.verify import VerifyReport, verify
 
-out = Console()
-err = Console(stderr=True)
 SHOWN = 20  # items listed per category in the summary; the run report has more
 
 
@@ -46,7 +45,7 @@ def _open_store(settings: Settings) -> Store:
 
 def run_verify(args: argparse.Namespace, settings: Settings) -> int:
     if args.sample is not None and args.sample < 1:
-        err.print(f"[red]error:[/red] --sample must be a positive number of bodies, got {args.sample}")
+        failure(f"--sample must be a positive number of bodies, got {args.sample}")
         return 2
     bodies = [validate_sha256(b.lower()) for b in args.body] if args.body else None
     store = _open_store(settings)
@@ -77,12 +76,12 @@ def print_verify(report: VerifyReport) -> None:
     out.print(table)
     for body in report.bodies[:SHOWN]:
         state = "[green]repaired[/green]" if body.resolved else f"[red]{body.repair or 'not repaired'}[/red]"
-        out.print(f"  {body.problem} {body.sha256}: {body.detail}; {state}")
+        out.print(f"  {body.problem} {body.sha256}: {escape(body.detail)}; {state}")
         for name in body.named_by[:3]:
             out.print(f"      named by {name}")
     _more(len(report.bodies))
     for line in (report.problems + report.errors)[:SHOWN]:
-        out.print(f"  [red]problem:[/red] {line}")
+        failure(line, label="  problem", console=out)
     _more(len(report.problems) + len(report.errors))
     if report.bodies and not report.repair:
         out.print("run `hubmirror verify --repair` to re-fetch missing and corrupt bodies from the upstream")
@@ -124,7 +123,7 @@ def print_gc(report: GcReport) -> None:
             out.print(f"  body {blob['sha256']} ({decimal(blob['size'])})")
         _more(report.deleted)
     for line in (retention.get("problems", []) + report.problems + report.warnings)[:SHOWN]:
-        out.print(f"  [red]problem:[/red] {line}")
+        failure(line, label="  problem", console=out)
     out.print("[green]ok[/green]" if report.ok else "[red]not ok[/red]")
 
 

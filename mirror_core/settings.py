@@ -175,10 +175,22 @@ def _yaml_values() -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise ConfigError(f"config file {path} is not valid YAML: {problem}{where}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of settings, not {type(data).__name__}")
     return data
+
+
+def _source(field: str, path: str | Path | None) -> str:
+    """Where a top-level setting came from, so an error blames the right place."""
+    names = [f"HUBMIRROR_{field.upper()}"] + (["HF_TOKEN"] if field == "upstream_token" else [])
+    env = next((n for n in names if n in os.environ), None)
+    if env:
+        return f" [from environment variable {env}]"
+    return f" [from config file {path}]" if path else ""
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
@@ -187,14 +199,14 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
     try:
         return Settings(**overrides)
     except ValidationError as exc:
+        path = _CONFIG_FILE.get() or os.environ.get("HUBMIRROR_CONFIG")
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
             + (f" (got {err['input']!r})" if not isinstance(err.get("input"), dict | list) else "")
+            + _source(str(err["loc"][0]) if err["loc"] else "", path)
             for err in exc.errors()
         )
-        path = _CONFIG_FILE.get() or os.environ.get("HUBMIRROR_CONFIG")
-        source = f" (config file {path})" if path else ""
-        raise ConfigError(f"invalid settings{source}: {problems}") from None
+        raise ConfigError(f"invalid settings: {problems}") from None
     finally:
         _CONFIG_FILE.reset(token)
 

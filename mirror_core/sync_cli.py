@@ -11,8 +11,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from rich.console import Console
 from rich.filesize import decimal
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -32,11 +32,9 @@ from mirror_core.selection import RepoPlan, plan
 from mirror_core.settings import Settings
 from mirror_core.store import Store
 from mirror_core.sync import RepoSyncResult, check_revisions, stored_manifest, sync_repo, totals
+from mirror_core.terminal import err, failure, out
 from mirror_core.trending import refresh_trending
 from mirror_core.upstream import Upstream
-
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
 
 
 def _plans(args: argparse.Namespace, settings: Settings, store: Store) -> list[RepoPlan]:
@@ -88,7 +86,7 @@ def run_sync(args: argparse.Namespace, settings: Settings) -> int:
             results.append(result)
             progress.console.print(_line(result))
             for message in result.errors:
-                progress.console.print(f"  [red]error:[/red] {message}")
+                failure(message, label="  error", console=progress.console)
     ok = fatal is None and all(r.ok for r in results) and len(results) == len(plans)
     key = write_run_report(store, "sync", run_id, {
         "started_at": hf_date(started), "ok": ok, "repos": [r.to_dict() for r in results], **totals(results)})
@@ -98,7 +96,7 @@ def run_sync(args: argparse.Namespace, settings: Settings) -> int:
                f", reused {decimal(sum(r.bytes_reused for r in results))}; report {key}")
     err.print(("[green]" if ok else "[red]") + summary + "[/]")
     if fatal:
-        err.print(f"[red]error:[/red] {fatal}")
+        failure(fatal)
     return 0 if ok else 1
 
 
@@ -150,19 +148,20 @@ def run_status(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         out.print_json(json.dumps({"repos": rows, "problems": problems}))
     else:
+        # refs go on a dim second line under the repo, so 80 columns hold every column whole
         table = Table(title=f"{len(rows)} mirrored repos in {settings.s3_bucket}")
         table.add_column("type", no_wrap=True)
-        table.add_column("repo", no_wrap=True, min_width=max((len(r["id"]) for r in rows), default=4))
-        table.add_column("refs", overflow="fold")
+        table.add_column("repo / refs", overflow="fold")
         for column in ("size", "files", "updated (UTC)"):
             table.add_column(column, no_wrap=True)
         for row in rows:
-            refs = ", ".join([*(f"{k}={v[:8]}" for k, v in row["branches"].items()),
-                              *(f"tag:{k}" for k in row["tags"]), *(f"convert:{k}" for k in row["converts"])])
-            table.add_row(row["type"], row["id"], refs, decimal(row["size"]) if row["size"] is not None else "?",
+            refs = " ".join([*(f"{k}={v[:8]}" for k, v in row["branches"].items()),
+                             *(f"tag:{k}" for k in row["tags"]), *(f"convert:{k}" for k in row["converts"])])
+            table.add_row(row["type"], f"{row['id']}\n[dim]{escape(refs)}[/dim]",
+                          decimal(row["size"]) if row["size"] is not None else "?",
                           str(row["files"] if row["files"] is not None else "?"),
                           row["updated_at"][:16].replace("T", " "))
         out.print(table)
         for problem in problems:
-            err.print(f"[red]error:[/red] {problem}")
+            failure(problem)
     return 1 if problems else 0

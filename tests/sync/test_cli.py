@@ -70,3 +70,31 @@ def test_trending_then_sync_all(hub, make, tmp_path, capsys) -> None:
         assert published_refs(store, RepoRef.parse(repo_id)) is not None, repo_id
     runs = [o.key for o in store.list("state/runs/")]
     assert any(json.loads(store.get_bytes(k)).get("ok") for k in runs)
+
+
+def test_status_table_fits_80_columns(hub, make, tmp_path, capsys) -> None:
+    config = _config(tmp_path, make())
+    assert main(["--config", config, "sync", "--type", "dataset", DATASET, "--revision", "main"]) == 0
+    capsys.readouterr()
+    assert main(["--config", config, "status"]) == 0  # captured output: rich renders 80 columns wide
+    lines = capsys.readouterr().out.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    header = next(line for line in lines if "type" in line)
+    assert all(column in header for column in ("type", "repo / refs", "size", "files", "updated"))
+    assert any(DATASET in line and "kB" in line and "UTC" not in line for line in lines)  # id whole, beside size
+    assert any("main=" in line and "convert:" in line for line in lines)
+
+
+def test_errors_are_one_plain_line_naming_their_source(tmp_path, capsys, monkeypatch) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("selection: [unclosed\n")
+    assert main(["--config", str(config), "status"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: config file") and "line 2, column 1" in err
+    config.write_text("transfer: {engine: '[fast]'}\n")
+    monkeypatch.setenv("HUBMIRROR_S3_BUCKET", "Not_A_Bucket")
+    assert main(["--config", str(config), "status"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1  # rich neither wraps it nor eats the bracketed values below
+    assert "'[fast]'" in err and f"[from config file {config}]" in err
+    assert "'Not_A_Bucket'" in err and "[from environment variable HUBMIRROR_S3_BUCKET]" in err
