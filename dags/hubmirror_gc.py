@@ -25,35 +25,23 @@ from hubmirror_common import DAG_ARGS, run_id_of, settings_and_store
 )
 def hubmirror_gc():
     @task
-    def apply_retention(params: dict | None = None) -> dict:
-        from mirror_core.retention import apply_retention as retention
-
-        settings, store = settings_and_store()
-        report = retention(settings, store, dry_run=params["dry_run"])
-        print(f"retention: {len(report.removed)} manifests {'would go' if params['dry_run'] else 'removed'}")
-        return {"removed": report.removed, "problems": report.problems, "kept": report.kept}
-
-    @task
-    def collect_garbage(retention: dict, params: dict | None = None) -> dict:
+    def retain_and_collect(params: dict | None = None) -> dict:
+        """Retention, then mark-and-sweep; one report for the cycle (none for a dry run: see the XCom)."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from mirror_core.gc import collect_garbage as gc
-        from mirror_core.reports import write_run_report
+        from mirror_core.gc import retain_and_collect as cycle
 
         settings, store = settings_and_store()
-        context = get_current_context()
-        report = gc(settings, store, dry_run=params["dry_run"], grace_seconds=params["grace_hours"] * 3600,
-                    assume_removed=frozenset(retention["removed"]) if params["dry_run"] else frozenset(),
-                    write_report=False)  # one report for the whole cycle, written below
-        summary = {"retention": retention, "gc": report.to_dict()}
-        key = write_run_report(store, "gc", run_id_of(context), summary)
-        print(f"gc report: {key}; {report.deleted} bodies, {report.bytes_reclaimed} bytes "
-              f"{'would be reclaimed' if params['dry_run'] else 'reclaimed'}")
-        if retention["problems"] or not report.ok:
-            raise AirflowFailException(f"retention/gc found problems (nothing unsafe was deleted); see {key}")
-        return {"report_key": key, "deleted": report.deleted, "bytes_reclaimed": report.bytes_reclaimed}
+        report = cycle(settings, store, dry_run=params["dry_run"], grace_seconds=params["grace_hours"] * 3600,
+                       run_id=run_id_of(get_current_context()))
+        print(f"gc: {report.deleted} bodies, {report.bytes_reclaimed} bytes "
+              f"{'would be reclaimed' if params['dry_run'] else 'reclaimed'}; report {report.report_key}")
+        if not report.ok:
+            raise AirflowFailException(f"retention/gc found problems (nothing unsafe was deleted): {report.problems}"
+                                       f"; see {report.report_key or 'the XCom of this task'}")
+        return report.to_dict()
 
-    collect_garbage(apply_retention())
+    retain_and_collect()
 
 
 hubmirror_gc()

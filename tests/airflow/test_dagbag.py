@@ -11,7 +11,7 @@ EXPECTED_TASKS = {
     "hubmirror_sync": {"plan", "sync_repo", "report"},
     "hubmirror_sync_repo": {"plan", "sync_repo", "report"},
     "hubmirror_verify": {"verify"},
-    "hubmirror_gc": {"apply_retention", "collect_garbage"},
+    "hubmirror_gc": {"retain_and_collect"},
 }
 
 

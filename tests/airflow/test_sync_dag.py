@@ -113,6 +113,8 @@ def test_sync_mirrors_the_selection_and_retries_a_flaky_repo(bag, airflow_settin
     gc_run = bag.dags["hubmirror_gc"].test(run_conf={"dry_run": False, "grace_hours": 0})
     assert gc_run.state == "success"
     assert sorted(o.key for o in store.list("blobs/")) == blobs_before  # every body is still referenced
+    gc_reports = [o.key for o in store.list("state/runs/") if "hubmirror_gc" in o.key]
+    assert len(gc_reports) == 1 and store.get_json(gc_reports[0])["retention"]["ok"]  # one report per cycle
 
 
 def test_refused_token_fails_fast_and_the_run_is_reported_failed(bag, airflow_settings, fakehub, monkeypatch,
