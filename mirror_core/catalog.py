@@ -99,24 +99,13 @@ class CatalogRow:
 
 # -- build --------------------------------------------------------------------------------------
 
-def default_revision(refs: Refs) -> tuple[str, str] | None:
-    """(name, sha) of the ref a repo is shown by: main, else the first branch, else the first tag."""
-    if "main" in refs.branches:
-        return "main", refs.branches["main"]
-    for table in (refs.branches, refs.tags):
-        if table:
-            name = sorted(table)[0]
-            return name, table[name]
-    return None
-
-
 def _entry(store: Store, objects: RepoObjects) -> tuple[dict[str, Any], str] | None:
     """The repos row and README of one published repo; None if no ref names a commit.
 
     Raises ValueError if its refs or manifest cannot be read.
     """
     refs = read_refs(store, objects.repo)
-    chosen = default_revision(refs)
+    chosen = refs.default_revision()
     if chosen is None:
         return None
     revision, sha = chosen

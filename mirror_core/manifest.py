@@ -146,6 +146,17 @@ class Refs(_Model):
             return None
         return self.private or self.gated not in (False, "", "false")
 
+    def default_revision(self) -> tuple[str, str] | None:
+        """(name, sha) a bare repo URL means: `main`, else the first branch, tag, convert or PR by name."""
+        if "main" in self.branches:
+            return "main", self.branches["main"]
+        for kind in REF_KINDS:
+            table = getattr(self, kind)
+            if table:
+                name = min(table)
+                return name, table[name]
+        return None
+
     def all_shas(self) -> set[str]:
         return {sha for kind in REF_KINDS for sha in getattr(self, kind).values()}
 

@@ -119,8 +119,8 @@ def run_trending(args: argparse.Namespace, settings: Settings) -> int:
 
 def repo_status(store: Store, repo: RepoRef, refs: Refs) -> dict[str, Any]:
     """One status row: refs, size and file count of the default branch's manifest, last update."""
-    head = refs.branches.get("main") or next(iter(refs.branches.values()), None) \
-        or next(iter(refs.all_shas()), None)
+    chosen = refs.default_revision()
+    head = chosen[1] if chosen else None
     size = files = None
     manifest = stored_manifest(store, repo, head) if head else None
     if manifest is not None:

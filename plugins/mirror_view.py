@@ -54,7 +54,6 @@ def _serve_url(repo_type: str, repo_id: str) -> str | None:
 
 def bucket_rows() -> list[RepoRow]:
     """Every mirrored repo with its refs, last sync time and the size of the revision the catalog shows."""
-    from mirror_core.catalog import default_revision
     from mirror_core.inventory import list_repos, read_manifest, read_many, read_refs
     from mirror_core.store import Store
     from plugins.hooks import mirror_settings
@@ -63,7 +62,7 @@ def bucket_rows() -> list[RepoRow]:
     published = {str(o.repo): o for o in list_repos(store).repos.values() if o.refs is not None}
     refs, refs_errors = read_many(published, lambda name: read_refs(store, published[name].repo))
     heads = {name: published[name].manifest_key(chosen[1])  # repo name -> manifest key of its shown revision
-             for name, r in refs.items() if (chosen := default_revision(r))}
+             for name, r in refs.items() if (chosen := r.default_revision())}
     manifests, manifest_errors = read_many(heads.values(), lambda key: read_manifest(store, key))
     rows = []
     for name, objects in published.items():

@@ -324,13 +324,9 @@ class RepoState:
 
 
 def default_sha(refs: Refs) -> str | None:
-    """The commit a bare repo URL means: `main`, else the only/first branch, else any ref."""
-    if "main" in refs.branches:
-        return refs.branches["main"]
-    for table in (refs.branches, refs.tags, refs.converts, refs.pull_requests):
-        if table:
-            return table[sorted(table)[0]]
-    return None
+    """The commit a bare repo URL means (`Refs.default_revision`)."""
+    chosen = refs.default_revision()
+    return chosen[1] if chosen else None
 
 
 _parsed: dict[tuple[str, str], RepoRef | None] = {}

@@ -83,3 +83,19 @@ def test_ref_kind_and_dates():
     assert ref_kind("dev") == ("branches", "dev")
     from datetime import UTC, datetime
     assert hf_date(datetime(2024, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)) == "2024-01-02T03:04:05.678Z"
+
+
+def test_default_revision_is_main_then_first_ref_by_kind_and_name():
+    a, b, c = "a" * 40, "b" * 40, "c" * 40
+    assert Refs(upstream="u", branches={"dev": a, "main": b}).default_revision() == ("main", b)
+    assert Refs(upstream="u", branches={"zeta": a, "beta": b}, tags={"v1": c}).default_revision() == ("beta", b)
+    assert Refs(upstream="u", tags={"v2": a, "v1": c}).default_revision() == ("v1", c)
+    assert Refs(upstream="u", converts={"parquet": a}).default_revision() == ("parquet", a)
+    assert Refs(upstream="u").default_revision() is None
+
+
+def test_restricted_is_unknown_until_recorded():
+    assert Refs(upstream="u").restricted is None
+    assert Refs(upstream="u", private=False, gated=False).restricted is False
+    assert Refs(upstream="u", private=False, gated="manual").restricted is True
+    assert Refs(upstream="u", private=True, gated=False).restricted is True
