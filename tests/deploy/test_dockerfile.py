@@ -207,7 +207,8 @@ def test_hadolint_is_clean() -> None:
 def test_install_steps_succeed_as_the_non_root_user(replay) -> None:
     steps = 0
     for command, proc in replay.play((ROOT / "Dockerfile").read_text()):
-        assert proc.returncode == 0, f"RUN {command[:200]}\nfailed as uid {UID}:\n{proc.stdout[-2000:]}{proc.stderr[-3000:]}"
+        output = proc.stdout[-2000:] + proc.stderr[-3000:]
+        assert proc.returncode == 0, f"RUN {command[:200]}\nfailed as uid {UID}:\n{output}"
         steps += 1
     assert steps >= 3
     final = replay.stages["final"]
