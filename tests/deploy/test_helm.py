@@ -164,6 +164,12 @@ def test_names_come_from_the_release(chart) -> None:
                                                  for d in render(chart, NO_AIRFLOW, "hubmirror")}
     env = env_of(serve_container(render(chart, NO_AIRFLOW, "alpha")))
     assert env["HUBMIRROR_SERVE_AIRFLOW_URL"] == "http://alpha-api-server:8080"  # the official chart's Service
+    standard = deep_merge(NO_AIRFLOW, {"airflow": {"useStandardNaming": True}})
+    env = env_of(serve_container(render(chart, standard, "alpha")))
+    assert env["HUBMIRROR_SERVE_AIRFLOW_URL"] == "http://alpha-airflow-api-server:8080"
+    env = env_of(serve_container(render(chart, deep_merge(standard, {"serve": {"ondemand": {
+        "airflowUrl": "https://airflow.example.org"}}}), "alpha")))
+    assert env["HUBMIRROR_SERVE_AIRFLOW_URL"] == "https://airflow.example.org"
 
 
 def test_one_s3_source_for_serve_and_airflow(chart) -> None:

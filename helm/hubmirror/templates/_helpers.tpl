@@ -46,9 +46,16 @@ connection, so the two sides can never disagree. Credentials come from Secrets, 
 {{- dict "conn_type" "aws" "extra" $extra | toJson -}}
 {{- end -}}
 
-{{/* serve's Airflow REST API: the official chart's api-server Service of this release unless given. */}}
+{{/* serve's Airflow REST API: the official chart's api-server Service of this release unless given
+(named <release>-api-server, or <airflow fullname>-api-server with airflow.useStandardNaming). */}}
 {{- define "hubmirror.airflowUrl" -}}
-{{- .Values.serve.ondemand.airflowUrl | default (printf "http://%s-api-server:8080" .Release.Name) -}}
+{{- $a := .Values.airflow -}}
+{{- $prefix := .Release.Name -}}
+{{- if $a.useStandardNaming -}}
+{{- $name := default "airflow" $a.nameOverride -}}
+{{- $prefix = $a.fullnameOverride | default (ternary .Release.Name (printf "%s-%s" .Release.Name $name) (contains $name .Release.Name)) -}}
+{{- end -}}
+{{- .Values.serve.ondemand.airflowUrl | default (printf "http://%s-api-server:8080" ($prefix | trunc 63 | trimSuffix "-")) -}}
 {{- end -}}
 
 {{- define "hubmirror.podSecurityContext" -}}
