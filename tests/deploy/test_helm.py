@@ -205,6 +205,8 @@ def test_the_mirror_config_in_values_is_valid_for_mirror_core(chart, tmp_path) -
     ({"serve": {"workers": 0}}, "/serve/workers"),
     ({"ingres": {"enabled": True}}, "'ingres' not allowed"),
     ({"global": {"hubmirror": {"secrets": {"s3Serve": "Not A Name"}}}}, "/global/hubmirror/secrets/s3Serve"),
+    ({"serve": {"ondemand": None}}, "missing property 'ondemand'"),  # null deletes the key: not a crash
+    ({"s3": None}, "missing property 's3'"),
 ])
 def test_schema_rejects_bad_values_clearly(chart, values, expected) -> None:
     with pytest.raises(helm.HelmValuesError) as err:
