@@ -296,3 +296,11 @@ def test_scale_out_values_are_accepted(chart, file, executor) -> None:
     for doc in docs:
         if not doc["apiVersion"].startswith("monitoring.coreos.com/"):
             kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("name", sorted(VALUE_SETS))
+def test_helm_lint_finds_nothing_but_the_unvendored_subchart(name) -> None:
+    report = helm.lint(CHART, deep_merge(NO_AIRFLOW, VALUE_SETS[name]), kube_version=f"v{K8S_VERSION}.0")
+    problems = [m for m in report["messages"] if m["severity"] >= 2
+                and "missing these dependencies: airflow" not in m["error"]]  # fetched by `helm dependency build`
+    assert not problems and not report["errors"], problems or report["errors"]
