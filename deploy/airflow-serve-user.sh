@@ -9,14 +9,16 @@ password="${HUBMIRROR_SERVE_AIRFLOW_PASSWORD:?set HUBMIRROR_SERVE_AIRFLOW_PASSWO
 role=hubmirror-serve
 dags="hubmirror_sync_repo hubmirror_verify"
 
-# The per-DAG permission resources exist once the DAGs are serialized and their permissions synced.
+# FAB lets a user trigger a DAG with `can_edit` on that DAG and `can_create` on "DAG Runs": granting the
+# first for these two DAGs only keeps the second from reaching any other DAG. The per-DAG resources
+# exist once the DAGs are serialized and their permissions synced.
 airflow dags reserialize
 airflow sync-perm --include-dags
 airflow roles create "$role"
 for dag in $dags; do
-  airflow roles add-perms "$role" -r "DAG:$dag" -a can_read
-  airflow roles add-perms "$role" -r "DAG Run:$dag" -a can_read can_create
+  airflow roles add-perms "$role" -r "DAG:$dag" -a can_read can_edit
 done
+airflow roles add-perms "$role" -r "DAG Runs" -a can_read can_create
 airflow users create --username "$user" --password "$password" --role "$role" \
     --firstname hubmirror --lastname serve --email "$user@hubmirror.invalid" \
   || airflow users reset-password --username "$user" --password "$password"
