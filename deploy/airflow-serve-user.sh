@@ -1,6 +1,6 @@
 #!/bin/sh
-# The Airflow identity of `hubmirror serve` (FabAuthManager): a role that may read and trigger exactly
-# hubmirror_sync_repo and hubmirror_verify, and a user with only that role. Idempotent; run it after
+# The Airflow identity of `hubmirror serve` (FabAuthManager): a role that may read and trigger (and pause)
+# hubmirror_sync_repo and hubmirror_verify, no other DAG, and a user with only that role. Idempotent; run it after
 # `airflow db migrate` with the image's DAGs (compose: airflow-init; helm: the serve-airflow-user Job).
 #   HUBMIRROR_SERVE_AIRFLOW_USERNAME (default hubmirror-serve), HUBMIRROR_SERVE_AIRFLOW_PASSWORD (required)
 set -eu
