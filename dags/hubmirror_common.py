@@ -117,11 +117,54 @@ def sync_one(repo_plan: dict, *, force: bool, context: Any) -> dict:
     return result.to_dict()
 
 
-def report_and_catalog(plans: list[dict], context: Any, *, mapped: bool) -> dict:
+def batch_plans(plans: list[dict], max_map_length: int) -> list[list[dict]]:
+    """Split plans into at most `max_map_length` batches of equal size (one repo each when they fit),
+    because Airflow fails a mapped task with more items than [core] max_map_length."""
+    if max_map_length < 1:
+        raise ValueError(f"[core] max_map_length must be at least 1, not {max_map_length}")
+    size = -(-len(plans) // max_map_length) or 1
+    return [plans[i:i + size] for i in range(0, len(plans), size)]
+
+
+def _label(plan: dict) -> str:
+    return f"{plan['repo_type']}/{plan['repo_id']}"
+
+
+def sync_batch(batch: list[dict], *, force: bool, context: Any) -> list[dict]:
+    """Task body of a mapped `sync_repo`: mirror each repo of the batch in turn.
+
+    A batch of one behaves exactly like `sync_one`. In a larger batch a failed repo does not stop the
+    others: the results so far go to XCom `partial`, each failed repo's error to XCom `errors`, and the
+    task then fails (retryable unless every failure was final, like a refused token), so the report
+    names each failed repo and a retry re-runs the batch (repos already current are skipped cheaply).
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    if len(batch) == 1:
+        return [sync_one(batch[0], force=force, context=context)]
+    results, errors, retryable = [], {}, False
+    for plan in batch:
+        try:
+            results.append(sync_one(plan, force=force, context=context))
+        except Exception as exc:
+            errors[_label(plan)] = f"{type(exc).__name__}: {exc}"
+            retryable |= isinstance(exc, RepoSyncFailed)
+            print(f"{_label(plan)} failed: {exc}")
+    if not errors:
+        return results
+    context["ti"].xcom_push(key="partial", value=results)
+    context["ti"].xcom_push(key="errors", value=errors)
+    message = f"{len(errors)} of {len(batch)} repos failed: {', '.join(errors)}"
+    raise RepoSyncFailed(message) if retryable else AirflowFailException(message)
+
+
+def report_and_catalog(plans: list, context: Any, *, mapped: bool) -> dict:
     """Collect each repo's outcome from XCom, write the run report, rebuild the catalog, then fail
     (and with it the run, so the grid shows it) if any repo failed.
 
-    Runs with trigger_rule all_done: a repo without a result failed (its error XCom says why).
+    `plans` is the list of repo plans of the one `sync_repo` task, or (mapped) the batches of plans,
+    one per mapped `sync_repo`. Runs with trigger_rule all_done: a repo without a result failed (its
+    error XCom says why).
     """
     from airflow.sdk.exceptions import AirflowFailException
 
@@ -130,17 +173,27 @@ def report_and_catalog(plans: list[dict], context: Any, *, mapped: bool) -> dict
 
     settings, store = settings_and_store()
     ti = context["ti"]
+    batches = plans if mapped else [plans]
+    plans = [plan for batch in batches for plan in batch]
     results, failed = [], []
-    for index, plan in enumerate(plans):
+    for index, batch in enumerate(batches):
         where = {"map_indexes": index} if mapped else {}
-        result = ti.xcom_pull(task_ids="sync_repo", **where)
-        if result:
-            results.append(result)
+        returned = ti.xcom_pull(task_ids="sync_repo", **where)
+        if returned:
+            results.extend(returned if isinstance(returned, list) else [returned])
             continue
+        done = ti.xcom_pull(task_ids="sync_repo", key="partial", **where) or []
+        results.extend(done)
+        synced = {(r["repo_type"], r["repo_id"]) for r in done}
+        errors = ti.xcom_pull(task_ids="sync_repo", key="errors", **where) or {}
         error = ti.xcom_pull(task_ids="sync_repo", key="error", **where)
-        failed.append({"repo_id": plan["repo_id"], "repo_type": plan["repo_type"],
-                       "map_index": index if mapped else None,
-                       "error": error or "the sync_repo task did not succeed; see its log in Airflow"})
+        for plan in batch:
+            if (plan["repo_type"], plan["repo_id"]) in synced:
+                continue
+            failed.append({"repo_id": plan["repo_id"], "repo_type": plan["repo_type"],
+                           "map_index": index if mapped else None,
+                           "error": errors.get(_label(plan)) or (error if len(batch) == 1 else None)
+                           or "the sync_repo task did not succeed; see its log in Airflow"})
     dag_run = context["dag_run"]
     summary = {
         "dag_id": dag_run.dag_id,

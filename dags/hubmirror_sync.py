@@ -6,10 +6,10 @@ fail-fast on auth errors) -> `report`: run report + catalog (even when some repo
 if any repo failed, so the run is red in the grid. It is one task on purpose: "clear failed tasks"
 then re-runs the failed repos *and* the report, which rebuilds the catalog with them.
 
-Mapping is one task instance per repo (not per shard) so the UI shows and retries each repo on its
-own. Airflow refuses to map more than `[core] max_map_length` (default 1024) items, so `plan` fails
-with a clear message when the selection is larger: raise AIRFLOW__CORE__MAX_MAP_LENGTH deliberately or
-narrow `selection.trending.*.top`.
+Mapping is one task instance per repo so the UI shows and retries each repo on its own. Airflow
+refuses to map more than `[core] max_map_length` (default 1024) items, so a larger selection is mapped
+over batches instead (as few repos per task as fit, e.g. 2 for 2048 repos): each task syncs its repos
+one after the other, keeps going past a failed one, and the run report names every failed repo.
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ from hubmirror_common import (
     SYNC_SCHEDULE,
     TRENDING_ASSET,
     UPSTREAM_TASK_ARGS,
+    batch_plans,
     report_and_catalog,
     settings_and_store,
-    sync_one,
+    sync_batch,
 )
 
 if SYNC_SCHEDULE.strip().lower() in ("", "none", "off"):
@@ -57,38 +58,35 @@ else:
 )
 def hubmirror_sync():
     @task
-    def plan() -> list[dict]:
-        """The repos to sync: configured selection + latest trending snapshot, deduplicated."""
+    def plan() -> list[list[dict]]:
+        """The repos to sync (configured selection + latest trending snapshot, deduplicated), in batches:
+        one repo per batch unless there are more repos than Airflow maps ([core] max_map_length)."""
         from airflow.sdk import conf
-        from airflow.sdk.exceptions import AirflowFailException
 
         from mirror_core.selection import plan as plan_selection
 
         settings, store = settings_and_store()
         plans = [p.to_dict() for p in plan_selection(settings, store)]
-        limit = conf.getint("core", "max_map_length")
-        if len(plans) > limit:
-            raise AirflowFailException(
-                f"the selection has {len(plans)} repos, more than [core] max_map_length={limit} mapped tasks: "
-                "narrow selection.trending.*.top or raise AIRFLOW__CORE__MAX_MAP_LENGTH"
-            )
-        print(f"{len(plans)} repos selected: {', '.join(p['repo_id'] for p in plans)}")
-        return plans
+        batches = batch_plans(plans, conf.getint("core", "max_map_length"))
+        print(f"{len(plans)} repos selected in {len(batches)} mapped tasks: {', '.join(p['repo_id'] for p in plans)}")
+        return batches
 
     @task(**UPSTREAM_TASK_ARGS, execution_timeout=timedelta(hours=6), map_index_template="{{ repo_label }}")
-    def sync_repo(repo_plan: dict, params: dict | None = None) -> dict:
-        """Mirror one repo; a failed result fails the task so Airflow retries it."""
+    def sync_repo(repo_batch: list[dict], params: dict | None = None) -> list[dict]:
+        """Mirror a batch of repos (usually one); a failed repo fails the task so Airflow retries it."""
         context = get_current_context()
-        context["repo_label"] = f"{repo_plan['repo_type'].rstrip('s')}/{repo_plan['repo_id']}"
-        return sync_one(repo_plan, force=bool(params["force"]), context=context)
+        first = repo_batch[0]
+        more = f" +{len(repo_batch) - 1} more" if len(repo_batch) > 1 else ""
+        context["repo_label"] = f"{first['repo_type'].rstrip('s')}/{first['repo_id']}{more}"
+        return sync_batch(repo_batch, force=bool(params["force"]), context=context)
 
     @task(trigger_rule=TriggerRule.ALL_DONE, outlets=[CATALOG_ASSET])
-    def report(plans: list[dict]) -> dict:
+    def report(batches: list[list[dict]]) -> dict:
         """Write the run report and rebuild the catalog whatever happened, then fail if any repo failed."""
-        return report_and_catalog(plans, get_current_context(), mapped=True)
+        return report_and_catalog(batches, get_current_context(), mapped=True)
 
-    plans = plan()
-    sync_repo.expand(repo_plan=plans) >> report(plans)
+    batches = plan()
+    sync_repo.expand(repo_batch=batches) >> report(batches)
 
 
 hubmirror_sync()

