@@ -91,13 +91,15 @@ def _dispatcher(ctx: AppContext) -> Callable[[Request], Awaitable[Any]]:
         except Exception:
             log.exception("unexpected error answering %s %s", request.method, request.url.path)
             response = InternalError("internal error; the mirror's log has the details").response()
-        metrics.observe(route, request.method, response.status_code, time.perf_counter() - started)
+        method = request.method if request.method in _METHODS else "other"  # clients choose it: bound the labels
+        metrics.observe(route, method, response.status_code, time.perf_counter() - started)
         return response
 
     return dispatch
 
 
 _FIXED_PATHS = frozenset({"/", "/healthz", "/readyz", "/metrics"})
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class MirrorApp(Starlette):

@@ -32,7 +32,7 @@ class Published:
 
 def publish(store: Store, repo: RepoRef, files: dict[str, bytes], *, lfs: set[str] = frozenset(),
             info: dict | None = None, refs: Refs | None = None, branch: str = "main",
-            seed: str = "0", access: bool = True) -> Published:
+            seed: str = "0") -> Published:
     entries = []
     for path, data in sorted(files.items()):
         sha256 = hashlib.sha256(data).hexdigest()
@@ -55,9 +55,7 @@ def publish(store: Store, repo: RepoRef, files: dict[str, bytes], *, lfs: set[st
         directories=[DirEntry(path=d, oid=hashlib.sha1(d.encode()).hexdigest()) for d in dirs],
     )
     store.put_bytes(commit_key(repo, sha), manifest.to_json())
-    current = refs or Refs(upstream="http://upstream.invalid")
-    if access:  # what the upstream reported, written in the publishing PUT as the sync does
-        current = current.model_copy(update={"private": bool(manifest.info.get("private", False)),
-                                             "gated": manifest.info.get("gated", False)})
+    current = refs or Refs(upstream="http://upstream.invalid", private=bool((info or {}).get("private", False)),
+                           gated=(info or {}).get("gated", False))
     store.put_bytes(refs_key(repo), current.with_ref("branches", branch, sha).to_json())
     return Published(repo, sha, files, manifest)

@@ -67,7 +67,10 @@ def test_polling_an_unpublished_sha_while_it_lands_never_opens_a_gated_repo(buck
 
 def test_unrecorded_access_counts_as_private(bucket_settings: Settings, store: Store) -> None:
     """refs.json from a version that did not record private/gated: only granted identities see the repo."""
-    publish(store, RepoRef.parse("org/old"), {"config.json": b"{}"}, access=False)
+    old = RepoRef.parse("org/old")
+    publish(store, old, {"config.json": b"{}"})
+    store.put_bytes(refs_key(old), Refs.from_json(store.get_bytes(refs_key(old)))
+                    .model_copy(update={"private": None, "gated": None}).to_json())
     client = make_client(bucket_settings)
     r = client.get("/api/models/org/old")
     assert (r.status_code, r.headers["x-error-code"]) == (401, "RepoNotFound")

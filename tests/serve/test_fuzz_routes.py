@@ -116,3 +116,6 @@ def test_per_repo_state_is_bounded(bucket_settings: Settings, world) -> None:  #
         assert client.head(f"/org/model/resolve/{i:040x}/config.json").status_code == 404
     assert len(state._refs) <= 100 and len(state._missing_commits) <= 100
     assert client.head("/org/model/resolve/main/config.json").status_code == 200
+    for i in range(50):  # made-up methods must not each become a metrics label
+        assert client.request(f"FUZZ{i}", "/org/model/resolve/main/config.json").status_code == 405
+    assert "FUZZ" not in client.get("/metrics").text
