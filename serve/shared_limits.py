@@ -8,9 +8,12 @@ Replicas on other hosts each have their own file; the Airflow pool bounds what t
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from pathlib import Path
+
+from mirror_core.errors import ConfigError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS bucket (id INTEGER PRIMARY KEY CHECK (id = 0), tokens REAL NOT NULL, at REAL NOT NULL);
@@ -20,15 +23,22 @@ CREATE TABLE IF NOT EXISTS quiet (key TEXT PRIMARY KEY, until REAL NOT NULL);
 
 class SharedLimits:
     def __init__(self, directory: Path, *, per_minute: float, burst: int) -> None:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.path = directory / "ondemand.sqlite"
         self.per_minute, self.burst = per_minute, burst
-        db = self._connect()
         try:
-            db.executescript(_SCHEMA)
-            db.execute("INSERT OR IGNORE INTO bucket VALUES (0, ?, ?)", (burst, time.time()))
-        finally:
-            db.close()
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if directory.stat().st_uid != os.getuid():  # e.g. planted in a shared /tmp by another user
+                raise ConfigError(f"HUBMIRROR_SERVE_RUNTIME_DIR {directory} belongs to another user; "
+                                  "point it at a directory of the serve user")
+            db = self._connect()
+            try:
+                db.executescript(_SCHEMA)
+                db.execute("INSERT OR IGNORE INTO bucket VALUES (0, ?, ?)", (burst, time.time()))
+            finally:
+                db.close()
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(f"cannot keep on-demand limits in HUBMIRROR_SERVE_RUNTIME_DIR {directory}: {exc}; "
+                              "point it at a writable directory") from None
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=5, isolation_level=None)

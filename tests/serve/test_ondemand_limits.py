@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mirror_core.errors import ConfigError
 from mirror_core.settings import Settings
 from serve.shared_limits import SharedLimits
 from tests.fakehub import corpus
@@ -103,3 +104,9 @@ def test_token_bucket_across_processes(tmp_path: Path) -> None:
     assert sum(got) == 5, got
     limits = SharedLimits(tmp_path, per_minute=0.001, burst=5)
     assert limits.claim("repair", 60, take_token=False) and not limits.claim("repair", 60, take_token=False)
+
+
+def test_unusable_runtime_dir_is_a_clear_config_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match="HUBMIRROR_SERVE_RUNTIME_DIR"):
+        SharedLimits(tmp_path / "file" / "run", per_minute=1, burst=1)
