@@ -34,6 +34,7 @@ log = logging.getLogger("hubmirror.serve.ondemand")
 SYNC_DAG = "hubmirror_sync_repo"
 VERIFY_DAG = "hubmirror_verify"
 MAX_INFO_BYTES = 32 * 1024**2  # an upstream repo-info answer larger than this is refused, not parsed
+MAX_PENDING = 64  # attempts in flight per worker; a flood of made-up names beyond that is dropped at once
 
 
 def sync_conf(repo: RepoRef) -> dict[str, Any]:
@@ -69,7 +70,7 @@ class AirflowTrigger:
         if not self.enabled or not matches(repo, self.settings.ondemand_allow):
             return False
         key = f"sync:{repo.type}:{repo.repo_id}"
-        if self._maybe_quiet(key):
+        if self._maybe_quiet(key) or len(self._tasks) >= MAX_PENDING:
             return False
         self._hush(key, 1.0)  # a burst of misses in this worker makes one attempt
         self._spawn(self._sync_if_fit(repo, key))
