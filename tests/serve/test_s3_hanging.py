@@ -66,6 +66,7 @@ def test_hanging_s3_is_a_quick_503_and_healthz_stays_up(bucket_settings: Setting
             assert httpx.get(serve.url + "/healthz", timeout=5).status_code == 200
             assert time.monotonic() - started < 1.0
             results = [f.result() for f in pending]
+        print({path: (status, round(seconds, 2)) for path, status, seconds, _ in results})
         for path, status, seconds, text in results:
             assert status == 503, (path, status, text)
             assert seconds < 8, (path, seconds)
