@@ -14,6 +14,7 @@ clients probing made-up names never reach Airflow (no failed runs in the grid or
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Coroutine
@@ -85,16 +86,18 @@ class AirflowTrigger:
         self._hush(key, interval)
         refusal = await self.upstream_refusal(repo)
         if refusal is not None:
+            reason, lasting = refusal
             metrics.ONDEMAND.labels(SYNC_DAG, "refused").inc()
-            log.info("on-demand sync of %s not triggered: %s", repo, refusal)
-            quiet = self.settings.ondemand_negative_ttl
-            self._hush(key, quiet)
-            await anyio.to_thread.run_sync(lambda: self.limits.quiet(key, quiet))
+            log.info("on-demand sync of %s not triggered: %s", repo, reason)
+            if lasting:  # a transient failure stays quiet only for the interval the claim set
+                quiet = self.settings.ondemand_negative_ttl
+                self._hush(key, quiet)
+                await anyio.to_thread.run_sync(lambda: self.limits.quiet(key, quiet))
             return
         await self.trigger(SYNC_DAG, sync_conf(repo))
 
-    async def upstream_refusal(self, repo: RepoRef) -> str | None:
-        """Why the upstream's anonymous repo info rules out an on-demand sync, or None if it does not.
+    async def upstream_refusal(self, repo: RepoRef) -> tuple[str, bool] | None:
+        """Why the upstream's anonymous repo info rules out an on-demand sync (and whether that lasts), or None.
 
         Anonymous on purpose: serve never holds the upstream token. A repo anonymous callers cannot see
         (private, or absent: the Hub answers both alike) is not synced on demand; neither is a gated one,
@@ -105,26 +108,27 @@ class AirflowTrigger:
             async with httpx.AsyncClient(timeout=10, follow_redirects=False) as client, \
                     client.stream("GET", url, params={"blobs": "true"}) as r:
                 if r.status_code in (401, 403, 404, 410):
-                    return f"not on the upstream (or not public there): {r.status_code}"
+                    return f"not on the upstream (or not public there): {r.status_code}", True
                 if r.status_code != 200:
-                    return f"the upstream answered {r.status_code} to a repo info request"
-                body = b""
+                    return f"the upstream answered {r.status_code} to a repo info request", False
+                body = bytearray()
                 async for chunk in r.aiter_bytes():
                     body += chunk
                     if len(body) > MAX_INFO_BYTES:
-                        return "the upstream's repo info is too large to check"
-            info = httpx.Response(200, content=body).json()
+                        return "the upstream's repo info is too large to check", True
+            info = json.loads(body)
         except (httpx.HTTPError, ValueError) as exc:
-            return f"the upstream's repo info could not be read: {exc}"
+            return f"the upstream's repo info could not be read: {exc}", False
         if not isinstance(info, dict):
-            return "the upstream's repo info is not an object"
+            return "the upstream's repo info is not an object", False
         if info.get("private") or info.get("gated") not in (None, False):
-            return "gated or private on the upstream: add it to the sync selection instead"
+            return "gated or private on the upstream: add it to the sync selection instead", True
         size = info.get("usedStorage")
         if not isinstance(size, int):
             size = sum(s.get("size") or 0 for s in info.get("siblings") or [] if isinstance(s, dict))
-        if size > self.settings.ondemand_max_bytes:
-            return f"{size} bytes upstream, over HUBMIRROR_SERVE_ONDEMAND_MAX_BYTES={self.settings.ondemand_max_bytes}"
+        cap = self.settings.ondemand_max_bytes
+        if size > cap:
+            return f"{size} bytes upstream, over HUBMIRROR_SERVE_ONDEMAND_MAX_BYTES={cap}", True
         return None
 
     def request_repair(self, sha256s: list[str]) -> bool:

@@ -110,3 +110,27 @@ def test_unusable_runtime_dir_is_a_clear_config_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(ConfigError, match="HUBMIRROR_SERVE_RUNTIME_DIR"):
         SharedLimits(tmp_path / "file" / "run", per_minute=1, burst=1)
+
+
+def test_upstream_check_tells_lasting_from_transient_refusals(fakehub, tmp_path: Path) -> None:
+    """Absent, gated or too large is remembered for the negative TTL; an unreachable upstream is not."""
+    import asyncio
+
+    from mirror_core.embedded_s3 import free_port
+    from mirror_core.layout import RepoRef
+    from serve.config import load_serve_settings
+    from serve.ondemand import AirflowTrigger
+
+    s3 = {"endpoint": "http://127.0.0.1:1", "access_key": "k", "secret_key": "s", "bucket": "b", "region": "r"}
+
+    def check(upstream: str, repo_id: str) -> tuple[str, bool] | None:
+        settings = load_serve_settings(s3=s3, upstream_url=upstream, ondemand_max_bytes=10 * 1024**2,
+                                       runtime_dir=tmp_path)
+        return asyncio.run(AirflowTrigger(settings).upstream_refusal(RepoRef.parse(repo_id)))
+
+    assert check(fakehub.url, corpus.TRENDING_MODELS[1]) is None
+    for repo_id in ("hubmirror-test/absent", corpus.GATED_MODEL, corpus.PRIVATE_MODEL, corpus.SMALL_MODEL):
+        refusal = check(fakehub.url, repo_id)
+        assert refusal is not None and refusal[1] is True, (repo_id, refusal)
+    refusal = check(f"http://127.0.0.1:{free_port()}", corpus.TRENDING_MODELS[1])
+    assert refusal is not None and refusal[1] is False and "could not be read" in refusal[0]
