@@ -1,6 +1,7 @@
 """A bounded fuzz over every serve route: traversal, percent-encodings, NUL, invalid UTF-8, huge params,
-odd sort keys, bad revisions and every method. With S3 up, no answer may be a 5xx (nor leak a traceback);
-bodies above the cap are refused with a 413 and per-repo state stays within its LRU bounds.
+odd sort keys, bad revisions and every method. With S3 up, no answer may be a 5xx (nor leak a traceback),
+no restricted repo may answer an ungranted caller with a success; bodies above the cap are refused with a
+413 and per-repo state stays within its LRU bounds.
 """
 
 from __future__ import annotations
@@ -63,6 +64,14 @@ def _urls(rng: random.Random) -> str:
     ])
 
 
+def _leaks(url: str, headers: dict[str, str]) -> bool:
+    """Whether a success for this URL would hand a restricted repo to a caller not granted it."""
+    if headers.get("Authorization") == f"Bearer {TOKEN_ALL}" or headers.get("Host"):
+        return False
+    path = url.split("?", 1)[0]
+    return path.startswith(("/org/gated/resolve/", "/org/private/", "/api/models/org/private"))
+
+
 @pytest.mark.timeout(300)
 def test_no_route_answers_5xx(bucket_settings: Settings, world) -> None:  # noqa: F811
     client = make_client(bucket_settings, page_size=2, expand_page_size=2)
@@ -85,6 +94,8 @@ def test_no_route_answers_5xx(bucket_settings: Settings, world) -> None:  # noqa
         statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
         if r.status_code >= 500 or "Traceback" in r.text:
             failures.append((method, url[:200], r.status_code, r.text[:200]))
+        if r.status_code < 400 and _leaks(url, headers):
+            failures.append((method, url[:200], r.status_code, "restricted repo answered to an ungranted caller"))
     print(f"{sent} requests, statuses {dict(sorted(statuses.items()))}")
     assert sent >= 500
     assert not failures, failures[:10]
