@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+import uuid
 
 from starlette.testclient import TestClient
 
@@ -16,6 +17,10 @@ from mirror_core.layout import RepoRef, refs_key
 from mirror_core.manifest import Refs
 from mirror_core.settings import Settings
 from mirror_core.store import Store
+from mirror_core.sync import sync_repo
+from serve.app import create_app
+from serve.config import load_serve_settings
+from tests.conftest import make_settings
 from tests.serve.handmade import publish
 from tests.serve.test_app_handmade import TOKEN_ALL, make_client
 
@@ -65,6 +70,48 @@ def test_polling_an_unpublished_sha_while_it_lands_never_opens_a_gated_repo(buck
     assert client.get("/org/gated/resolve/main/weights.bin", headers=ALICE).content == b"secret weights"
 
 
+def test_polling_while_a_real_sync_publishes_never_opens_a_gated_repo(s3_server, fakehub) -> None:
+    """The same race with the real sync from the fake hub: the new commit's sha is polled before it lands."""
+    repo_id = f"race-{uuid.uuid4().hex[:8]}/gated"
+    fakehub.create_repo("model", repo_id, {"config.json": b'{"v": 1}'}, gated="manual")
+    settings = make_settings(s3_server, f"race-{uuid.uuid4().hex[:12]}", upstream_url=fakehub.url,
+                             upstream_token=fakehub.tokens["service"],
+                             transfer={"allowed_redirect_hosts": [fakehub.cdn_url.split("://", 1)[1]]})
+    Store(settings.s3).ensure_bucket()
+    repo = RepoRef.parse(repo_id)
+    assert sync_repo(settings, repo, ["main"], write_report=False).ok
+    upcoming = fakehub.commit("model", repo_id, {"weights.bin": b"secret weights"})
+    tokens = [{"token": TOKEN_ALL, "name": "alice", "grants": ["race-*/*"]}]
+    client = TestClient(create_app(load_serve_settings(s3=settings.s3, tokens=tokens, refs_ttl=0.05,
+                                                       missing_ttl=1.0)), base_url="http://mirror.test")
+    urls = [f"/api/models/{repo_id}/revision/{upcoming}", f"/{repo_id}/resolve/{upcoming}/weights.bin",
+            f"/{repo_id}/resolve/main/weights.bin"]
+    opened: list[tuple[str, int]] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        for _ in range(3000):
+            if stop.is_set():
+                return
+            for url in urls:
+                status = client.get(url).status_code
+                if status < 400 and "/resolve/" in url:
+                    opened.append((url, status))
+            time.sleep(0.01)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    time.sleep(0.3)
+    assert sync_repo(settings, repo, ["main"], write_report=False).revisions["main"] == upcoming
+    time.sleep(2.0)
+    stop.set()
+    poller.join(30)
+    assert opened == [], "a gated body reached an anonymous client"
+    assert client.get(f"/{repo_id}/resolve/main/weights.bin").status_code == 401
+    granted = client.get(f"/{repo_id}/resolve/main/weights.bin", headers=ALICE)
+    assert granted.status_code == 200 and granted.content == b"secret weights"
+
+
 def test_unrecorded_access_counts_as_private(bucket_settings: Settings, store: Store) -> None:
     """refs.json from a version that did not record private/gated: only granted identities see the repo."""
     old = RepoRef.parse("org/old")
@@ -106,8 +153,6 @@ def test_unreadable_refs_is_503_without_details(bucket_settings: Settings, store
 
 def test_storage_down_answers_without_endpoint_or_bucket(bucket_settings: Settings) -> None:
     from mirror_core.embedded_s3 import free_port
-    from serve.app import create_app
-    from serve.config import load_serve_settings
 
     endpoint = f"http://127.0.0.1:{free_port()}"
     broken = bucket_settings.s3.model_copy(update={"endpoint": endpoint})
