@@ -73,7 +73,8 @@ def _publish(store: Store, repo: RepoRef, files: list[FileEntry]) -> str:
                               info={"id": repo.repo_id, "lastModified": "2024-01-01T00:00:00.000Z", "tags": []},
                               files=files)
     store.put_bytes(commit_key(repo, sha), manifest.to_json())
-    store.put_bytes(refs_key(repo), Refs(upstream="bench").with_ref("branches", "main", sha).to_json())
+    store.put_bytes(refs_key(repo), Refs(upstream="bench", private=False, gated=False)
+                    .with_ref("branches", "main", sha).to_json())
     return sha
 
 

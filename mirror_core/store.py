@@ -46,12 +46,13 @@ def _client(endpoint: str, s3: S3Settings, pool: urllib3.PoolManager | None = No
 class Store:
     """The hubmirror bucket."""
 
-    def __init__(self, s3: S3Settings, max_connections: int = 32) -> None:
+    def __init__(self, s3: S3Settings, max_connections: int = 32, *, timeout: urllib3.Timeout | None = None,
+                 retries: urllib3.Retry | None = None) -> None:
         self.settings = s3
         self.bucket = s3.bucket
         pool = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=5, read=120), maxsize=max_connections,
-            retries=urllib3.Retry(total=3, backoff_factor=0.2, status_forcelist=(500, 502, 503, 504)),
+            timeout=timeout or urllib3.Timeout(connect=5, read=120), maxsize=max_connections,
+            retries=retries or urllib3.Retry(total=3, backoff_factor=0.2, status_forcelist=(500, 502, 503, 504)),
         )
         self.client = _client(s3.endpoint, s3, pool)
         # Presigned URLs are signed for the host clients will use (often a public name of the same S3).

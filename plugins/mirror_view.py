@@ -16,14 +16,17 @@ from typing import Any
 from urllib.parse import quote, urlparse
 
 from airflow.api_fastapi.core_api.security import GetUserDep
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from rich.filesize import decimal
 
 SYNC_DAGS = ("hubmirror_sync", "hubmirror_sync_repo")
 RECENT_RUNS = 500  # how many recent task instances to scan for per-repo sync state
 
-app = FastAPI(title="hubmirror", description="Mirror status inside Airflow")
+# FastAPI's own /docs, /redoc and /openapi.json would skip GetUserDep: they are re-added below behind it.
+app = FastAPI(title="hubmirror", description="Mirror status inside Airflow", docs_url=None, redoc_url=None,
+              openapi_url=None)
 
 
 @dataclass
@@ -198,3 +201,13 @@ def mirror_page(user: GetUserDep) -> str:
 def mirror_repos(user: GetUserDep) -> dict[str, Any]:
     rows, error = mirror_rows()
     return {"repos": [asdict(r) for r in rows], "error": error}
+
+
+@app.get("/openapi.json", include_in_schema=False)
+def openapi_schema(user: GetUserDep) -> dict[str, Any]:
+    return app.openapi()
+
+
+@app.get("/docs", include_in_schema=False)
+def openapi_docs(request: Request, user: GetUserDep) -> HTMLResponse:
+    return get_swagger_ui_html(openapi_url=f"{request.scope.get('root_path', '')}/openapi.json", title="hubmirror")

@@ -19,7 +19,7 @@ from mirror_core.layout import RepoRef
 from mirror_core.manifest import DirEntry, FileEntry
 from serve.auth import Identity, whoami
 from serve.context import AppContext, OpenRepo, restriction
-from serve.errors import BadRequest, EntryNotFound, InvalidCredentials, RevisionNotFound
+from serve.errors import BadRequest, EntryNotFound, InvalidCredentials, PayloadTooLarge, RevisionNotFound
 from serve.repo_state import ManifestView, default_sha
 
 # Upstream fields a mirror must not pass on: they would send clients to Xet or to upstream-only features.
@@ -173,8 +173,21 @@ async def tree(ctx: AppContext, request: Request, opened: OpenRepo) -> Response:
     return Response(cached[0], headers=cached[1])
 
 
-async def _form_paths(request: Request) -> tuple[list[str], bool]:
-    body = await request.body()
+async def capped_body(request: Request, limit: int) -> bytes:
+    """The request body, or a 413 as soon as it is known to exceed `limit` (declared or streamed)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(limit)
+    return bytes(body)
+
+
+async def _form_paths(request: Request, limit: int) -> tuple[list[str], bool]:
+    body = await capped_body(request, limit)
     if request.headers.get("content-type", "").startswith("application/json"):
         try:
             data = json.loads(body or b"{}")
@@ -193,7 +206,7 @@ async def _form_paths(request: Request) -> tuple[list[str], bool]:
 
 
 async def paths_info(ctx: AppContext, request: Request, opened: OpenRepo) -> Response:
-    paths, expand = await _form_paths(request)
+    paths, expand = await _form_paths(request, ctx.settings.max_body_bytes)
     sha, view = await _view(ctx, opened, opened.target.revision)
     last = _last_commit(view) if expand else None
     out = []

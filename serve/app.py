@@ -91,13 +91,15 @@ def _dispatcher(ctx: AppContext) -> Callable[[Request], Awaitable[Any]]:
         except Exception:
             log.exception("unexpected error answering %s %s", request.method, request.url.path)
             response = InternalError("internal error; the mirror's log has the details").response()
-        metrics.observe(route, request.method, response.status_code, time.perf_counter() - started)
+        method = request.method if request.method in _METHODS else "other"  # clients choose it: bound the labels
+        metrics.observe(route, method, response.status_code, time.perf_counter() - started)
         return response
 
     return dispatch
 
 
 _FIXED_PATHS = frozenset({"/", "/healthz", "/readyz", "/metrics"})
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class MirrorApp(Starlette):
@@ -138,10 +140,10 @@ def create_app(settings: ServeSettings | None = None) -> Starlette:
 
     _configure_logging()
     settings = settings or load_serve_settings()
-    store = Store(settings.s3, max_connections=64)
+    store = Store(settings.s3, max_connections=64, timeout=settings.s3_timeout(), retries=settings.s3_retry())
     state = RepoState(store, refs_ttl=settings.refs_ttl, missing_ttl=settings.missing_ttl,
                       list_ttl=settings.list_ttl, manifest_cache_files=settings.manifest_cache_files,
-                      page_cache_bytes=settings.page_cache_bytes)
+                      page_cache_bytes=settings.page_cache_bytes, repo_cache_entries=settings.repo_cache_entries)
     ctx = AppContext(settings, store, state, Auth(settings.all_tokens(), settings.anonymous),
                      AirflowTrigger(settings))
 

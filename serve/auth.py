@@ -34,11 +34,16 @@ class Identity:
         return self.name is not None
 
     def granted(self, repo: RepoRef) -> bool:
-        names = (repo.repo_id, f"{repo.type}:{repo.repo_id}", f"{repo.singular_type}:{repo.repo_id}")
-        return self.admin or any(fnmatchcase(n, g) for g in self.grants for n in names)
+        return self.admin or matches(repo, self.grants)
 
 
 ANONYMOUS = Identity()
+
+
+def matches(repo: RepoRef, patterns: tuple[str, ...] | list[str]) -> bool:
+    """Whether a repo matches one of the patterns (`org/*`, `datasets:org/x`, `dataset:org/*`, `*`)."""
+    names = (repo.repo_id, f"{repo.type}:{repo.repo_id}", f"{repo.singular_type}:{repo.repo_id}")
+    return any(fnmatchcase(n, p) for p in patterns for n in names)
 
 
 def _digest(token: str) -> bytes:

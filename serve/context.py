@@ -16,7 +16,7 @@ from serve.config import ServeSettings
 from serve.errors import RepoNotFound
 from serve.ondemand import AirflowTrigger
 from serve.paths import Target
-from serve.repo_state import RefsEntry, RepoState, default_sha, repo_ref
+from serve.repo_state import RefsEntry, RepoState, repo_ref
 
 
 @dataclass
@@ -44,14 +44,17 @@ class OpenRepo:
 
 
 async def restriction(ctx: AppContext, repo: RepoRef, entry: RefsEntry) -> tuple[bool, Any]:
-    """(private, gated) as the upstream reported them for the repo's default branch."""
-    if entry.restriction is None:
-        assert entry.refs is not None
-        sha = default_sha(entry.refs)
-        view = await ctx.state.manifest(repo, sha) if sha else None
-        info = view.manifest.info if view else {}
-        entry.restriction = (bool(info.get("private", False)), info.get("gated", False))
-    return entry.restriction
+    """(private, gated) as the sync published them in refs.json, never guessed from a manifest.
+
+    refs.json is the one object a publish writes last and atomically, so a manifest that is missing, not
+    yet written or negatively cached cannot make a repo look public. A field the sync did not record
+    (refs.json from an older version) counts as private: unknown access is no access until the next sync.
+    """
+    refs = entry.refs
+    assert refs is not None
+    if refs.restricted is None:
+        return True, "manual"
+    return bool(refs.private), refs.gated if refs.restricted and refs.gated not in ("", "false") else False
 
 
 async def open_repo(ctx: AppContext, candidates: list[Target], identity: Identity, *,
@@ -69,6 +72,6 @@ async def open_repo(ctx: AppContext, candidates: list[Target], identity: Identit
         private, gated = await restriction(ctx, repo, entry)
         ctx.auth.check_repo(identity, repo, private, gated, body=body(target))
         return OpenRepo(repo, entry, target, private, gated)
-    if first is not None and (identity.authenticated or ctx.settings.ondemand_anonymous):
+    if first is not None and (identity.authenticated or (ctx.settings.ondemand_anonymous and ctx.auth.anonymous)):
         ctx.trigger.request_sync(first)
     raise RepoNotFound(candidates[0].repo_id if candidates else "", authenticated=identity.authenticated)

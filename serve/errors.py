@@ -95,6 +95,14 @@ class RouteNotFound(HFError):
     code = "NotFound"
 
 
+class PayloadTooLarge(HFError):
+    status = 413
+    code = "PayloadTooLarge"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"request body larger than {limit} bytes; send fewer paths per request")
+
+
 class RangeNotSatisfiable(HFError):
     status = 416
     code = "RangeNotSatisfiable"

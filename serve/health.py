@@ -1,12 +1,22 @@
-"""Liveness (the process answers) and readiness (the bucket is reachable and is a hubmirror bucket)."""
+"""Liveness (the process answers) and readiness (the bucket is reachable and is a hubmirror bucket).
+
+Readiness runs the blocking S3 call in a thread it may abandon: an S3 that accepts connections and never
+answers makes /readyz say 503 after `READY_TIMEOUT` instead of hanging the probe (the abandoned thread ends
+with the store's own short timeouts). Failure details name endpoints and buckets: they are logged, never sent.
+"""
 
 from __future__ import annotations
+
+import logging
 
 import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from mirror_core.errors import FormatError, StorageError
+
+log = logging.getLogger("hubmirror.serve.health")
+READY_TIMEOUT = 3.0
 
 
 async def healthz(request: Request) -> Response:
@@ -16,13 +26,15 @@ async def healthz(request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     store = request.app.state.ctx.store
     try:
-        with anyio.fail_after(10):
-            await anyio.to_thread.run_sync(store.check_format)
+        with anyio.fail_after(READY_TIMEOUT):
+            await anyio.to_thread.run_sync(store.check_format, abandon_on_cancel=True)
     except FormatError as exc:
-        return _not_ready("BucketFormat", str(exc))
+        log.error("not ready: %s", exc)
+        return _not_ready("BucketFormat", "the bucket is not a hubmirror bucket of this version; see the log")
     except (StorageError, TimeoutError) as exc:
-        return _not_ready("StorageUnavailable", str(exc) or "object store did not answer within 10 s")
-    return JSONResponse({"status": "ready", "bucket": store.bucket})
+        log.warning("not ready: %s", exc or f"object store did not answer within {READY_TIMEOUT:g} s")
+        return _not_ready("StorageUnavailable", "the object store is unavailable; see the log")
+    return JSONResponse({"status": "ready"})
 
 
 def _not_ready(code: str, message: str) -> Response:

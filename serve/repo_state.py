@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import anyio
 from pydantic import ValidationError
@@ -33,9 +34,12 @@ from mirror_core.layout import (
 from mirror_core.manifest import CommitManifest, DirEntry, FileEntry, Refs, resolve_short_sha
 from mirror_core.store import Store
 from serve import metrics
-from serve.errors import InternalError, RevisionNotFound, ServiceUnavailable
+from serve.errors import RevisionNotFound, ServiceUnavailable
 
+log = logging.getLogger("hubmirror.serve.state")
 T = TypeVar("T")
+K = TypeVar("K")
+V = TypeVar("V")
 Entry = FileEntry | DirEntry
 
 
@@ -102,7 +106,33 @@ class RefsEntry:
     refs: Refs | None
     expires: float
     resolved: dict[str, str] = field(default_factory=dict)
-    restriction: tuple[bool, Any] | None = None  # (private, gated) of the default branch, computed lazily
+
+
+class LRU(Generic[K, V]):
+    """A dict that forgets its least recently used keys beyond `limit`: clients choose the keys (repo ids,
+    shas), so state keyed by them must not grow with the number of URLs anyone cares to invent."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._items: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.limit:
+            self._items.popitem(last=False)
+
+    def pop(self, key: K) -> None:
+        self._items.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 class ManifestLRU:
@@ -161,16 +191,17 @@ class RepoState:
     """Cached, read-only view of the bucket for request handlers."""
 
     def __init__(self, store: Store, *, refs_ttl: float, missing_ttl: float, list_ttl: float,
-                 manifest_cache_files: int, page_cache_bytes: int = 64 * 1024**2) -> None:
+                 manifest_cache_files: int, page_cache_bytes: int = 64 * 1024**2,
+                 repo_cache_entries: int = 20_000) -> None:
         self.store = store
         self.refs_ttl = refs_ttl
         self.missing_ttl = missing_ttl
         self.list_ttl = list_ttl
-        self._refs: dict[RepoRef, RefsEntry] = {}
+        self._refs: LRU[RepoRef, RefsEntry] = LRU(repo_cache_entries)
         self._manifests = ManifestLRU(manifest_cache_files)
         self.pages = BytesLRU(page_cache_bytes)
-        self._missing_commits: dict[tuple[RepoRef, str], float] = {}
-        self._commit_lists: dict[RepoRef, tuple[float, list[str]]] = {}
+        self._missing_commits: LRU[tuple[RepoRef, str], float] = LRU(repo_cache_entries)
+        self._commit_lists: LRU[RepoRef, tuple[float, list[str]]] = LRU(max(100, repo_cache_entries // 20))
         self._listing: tuple[float, list[RepoRef]] | None = None
         self._inflight: dict[Any, asyncio.Future] = {}
         self.limiter = anyio.CapacityLimiter(64)
@@ -183,7 +214,9 @@ class RepoState:
         try:
             return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
         except StorageError as exc:
-            raise ServiceUnavailable(f"object store unavailable: {exc}") from exc
+            # The detail names the endpoint and keys: it goes to the log, not to anonymous clients.
+            log.warning("object store call %s failed: %s", getattr(fn, "__name__", fn), exc)
+            raise ServiceUnavailable("the mirror's object store is unavailable; retry later") from exc
 
     async def _once(self, key: Any, load: Callable[[], Awaitable[T]]) -> T:
         """Coalesce concurrent loads of one key."""
@@ -220,13 +253,19 @@ class RepoState:
         try:
             refs = Refs.from_json(data) if data is not None else None
         except ValidationError as exc:
-            raise InternalError(f"refs.json of {repo} is malformed; run `hubmirror verify`") from exc
+            # Unreadable is not absent: answering as if the repo (or its access rules) were missing could
+            # open it up, so the answer is "unavailable" until `hubmirror verify` or a sync rewrites it.
+            log.error("refs.json of %s is malformed (run `hubmirror verify`): %s", repo, exc)
+            raise ServiceUnavailable("the mirror cannot read this repository's state; retry later") from exc
         ttl = self.refs_ttl if refs is not None else self.missing_ttl
         old = self._refs.get(repo)
         entry = RefsEntry(refs, time.monotonic() + ttl)
         if old is not None and old.refs == refs:
-            entry.resolved, entry.restriction = old.resolved, old.restriction  # nothing moved: keep lookups
-        self._refs[repo] = entry
+            entry.resolved = old.resolved  # nothing moved: keep lookups
+        elif refs is not None:
+            for sha in refs.all_shas():  # a commit published since it was looked for is no longer missing
+                self._missing_commits.pop((repo, sha))
+        self._refs.put(repo, entry)
         return entry
 
     async def refs(self, repo: RepoRef) -> Refs | None:
@@ -248,14 +287,13 @@ class RepoState:
     async def _load_manifest(self, repo: RepoRef, sha: str) -> ManifestView | None:
         data = await self.run(self.store.get_bytes, commit_key(repo, sha))
         if data is None:
-            self._missing_commits[(repo, sha)] = time.monotonic() + self.missing_ttl
-            if len(self._missing_commits) > 10_000:
-                self._missing_commits.clear()
+            self._missing_commits.put((repo, sha), time.monotonic() + self.missing_ttl)
             return None
         try:
             view = await anyio.to_thread.run_sync(lambda: ManifestView.build(CommitManifest.from_json(data)))
         except ValidationError as exc:
-            raise InternalError(f"manifest {sha} of {repo} is malformed; run `hubmirror verify`") from exc
+            log.error("manifest %s of %s is malformed (run `hubmirror verify`): %s", sha, repo, exc)
+            raise ServiceUnavailable("the mirror cannot read this commit; retry later") from exc
         self._manifests.put((repo, sha), view)
         return view
 
@@ -298,7 +336,7 @@ class RepoState:
             return out
 
         shas = await self.run(load)
-        self._commit_lists[repo] = (time.monotonic() + self.refs_ttl, shas)
+        self._commit_lists.put(repo, (time.monotonic() + self.refs_ttl, shas))
         return shas
 
     # -- listing -----------------------------------------------------------------------------

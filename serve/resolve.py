@@ -124,7 +124,8 @@ async def resolve_file(ctx: AppContext, request: Request, opened: OpenRepo) -> R
                 # Blobs are stored under their hash: give browsers (and `curl -OJ`) the file's own name.
                 response_headers={"response-content-disposition": f"attachment; filename*=UTF-8''{name}"})
         except StorageError as exc:
-            raise ServiceUnavailable(f"cannot presign a download URL: {exc}") from exc
+            log.warning("cannot presign %s: %s", f.sha256, exc)  # the detail names the endpoint: log only
+            raise ServiceUnavailable("cannot presign a download URL; retry later") from exc
         if not head:
             metrics.BYTES.labels("redirect").inc(f.size)
         headers = {**file_headers(sha, f), "Location": location, "Content-Length": "0"}

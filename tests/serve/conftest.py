@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from mirror_core.store import Store
 from mirror_core.sync import sync_repo
 from tests.conftest import make_settings
 from tests.fakehub import corpus
+from tests.serve.fake_airflow import FakeAirflow
 from tests.serve.server import ServeProcess, start_serve
 
 # (repo id, type, revisions): every corpus repo, with all the revision kinds the mirror must answer.
@@ -90,3 +92,14 @@ def serve_proxy(synced: Synced, s3_server: EmbeddedS3) -> Iterator[ServeProcess]
 @pytest.fixture(scope="session")
 def serve_redirect(synced: Synced, s3_server: EmbeddedS3) -> Iterator[ServeProcess]:
     yield from _serve(synced, "redirect", s3_server)
+
+
+@pytest.fixture
+def airflow() -> Iterator[FakeAirflow]:
+    """A stand-in Airflow REST API on 127.0.0.1 recording the DAG runs serve triggers."""
+    server = FakeAirflow()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()

@@ -107,3 +107,49 @@ def test_serve_command_refuses_bad_settings_before_starting(monkeypatch, capsys)
     assert main(["serve", "--port", "1"]) == 2
     err = capsys.readouterr().err
     assert "HUBMIRROR_SERVE_PRESIGN_SECONDS" in err and "integer" in err
+
+
+@pytest.mark.parametrize(("private", "gated", "expected"), [
+    (False, False, (False, False)),
+    (False, "auto", (False, "auto")),
+    (False, "manual", (False, "manual")),
+    (True, False, (True, False)),
+    (None, None, (True, "manual")),  # written by an older version: unknown is no access
+    (False, None, (True, "manual")),
+    (None, False, (True, "manual")),
+])
+def test_access_comes_from_refs_and_unknown_is_private(private, gated, expected) -> None:
+    import asyncio
+
+    from mirror_core.manifest import Refs
+    from serve.context import restriction
+    from serve.repo_state import RefsEntry
+
+    entry = RefsEntry(Refs(upstream="http://u.invalid", private=private, gated=gated), expires=0)
+    assert asyncio.run(restriction(None, None, entry)) == expected  # type: ignore[arg-type]
+
+
+def test_lru_forgets_the_least_recently_used() -> None:
+    from serve.repo_state import LRU
+
+    lru: LRU[str, int] = LRU(3)
+    for i, key in enumerate("abc"):
+        lru.put(key, i)
+    assert lru.get("a") == 0  # "a" is now the most recent
+    lru.put("d", 3)
+    assert len(lru) == 3 and lru.get("b") is None and lru.get("a") == 0 and lru.get("d") == 3
+
+
+def test_ondemand_settings(monkeypatch) -> None:
+    from serve.config import load_serve_settings
+
+    s3 = {"endpoint": "http://127.0.0.1:1", "access_key": "k", "secret_key": "s", "bucket": "b", "region": "r"}
+    monkeypatch.setenv("HUBMIRROR_UPSTREAM_URL", "http://hub.invalid:9")
+    monkeypatch.setenv("HUBMIRROR_UPSTREAM_TOKEN", "hf_secret")
+    settings = load_serve_settings(s3=s3)
+    assert settings.ondemand_anonymous is False and settings.ondemand_allow == []
+    assert settings.upstream_url == "http://hub.invalid:9" and "hf_secret" not in settings.model_dump_json()
+    monkeypatch.setenv("HUBMIRROR_SERVE_ONDEMAND_ANONYMOUS", "true")
+    monkeypatch.setenv("HUBMIRROR_SERVE_ONDEMAND_ALLOW", "org/*, datasets:org/*")
+    settings = load_serve_settings(s3=s3)
+    assert settings.ondemand_anonymous and settings.ondemand_allow == ["org/*", "datasets:org/*"]
