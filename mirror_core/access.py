@@ -1,0 +1,58 @@
+"""Whether a repo is private or gated upstream, as refs.json records it (issue 10, fail closed).
+
+The sync asks the upstream on every run (one repo info call), not only when a commit moved: a repo
+that turns gated or private upstream must become restricted in the mirror at the next sync.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from mirror_core.errors import GatedRepoError, UpstreamNotFoundError
+from mirror_core.layout import RepoRef
+from mirror_core.manifest import Refs
+from mirror_core.upstream import Upstream
+
+Access = tuple[bool | None, bool | str | None]  # (private, gated) as refs.json records them
+
+
+def access_in(refs: Refs) -> Access:
+    return refs.private, refs.gated
+
+
+def access_of(info: dict[str, Any]) -> Access:
+    """(private, gated) from upstream repo info; a missing or malformed field stays None (unknown: serve fails
+    closed and treats the repo as restricted)."""
+    private, gated = info.get("private"), info.get("gated")
+    return (private if isinstance(private, bool) else None,
+            gated if isinstance(gated, bool) or gated in ("auto", "manual") else None)
+
+
+def upstream_access(upstream: Upstream, repo: RepoRef, current: Refs | None,
+                    publish: Callable[[Refs], None]) -> Access:
+    """The repo's access now, from one repo info call.
+
+    If the upstream refuses the repo itself to the service token (gated: 401/403 GatedRepo; hidden or
+    deleted: 404/401 RepoNotFound), the published refs.json is first rewritten (`publish`) as restricted,
+    then the error propagates: a repo the mirror can no longer see must not stay public, and identities
+    granted it keep reading what was mirrored. A refused token (401/403 without a repo error code), 429,
+    5xx or network errors say nothing about the repo, so they leave the published access as it was.
+    """
+    try:
+        return access_of(upstream.repo_info(repo))
+    except GatedRepoError:
+        private, gated = access_in(current) if current is not None else (None, None)
+        _restrict(current, (private or False, gated or "manual"), publish)
+        raise
+    except UpstreamNotFoundError:
+        gated = current.gated if current is not None else None
+        _restrict(current, (True, gated if gated is not None else False), publish)
+        raise
+
+
+def _restrict(current: Refs | None, access: Access, publish: Callable[[Refs], None]) -> None:
+    if current is not None and access_in(current) != access:
+        publish(current.model_copy(update={"private": access[0], "gated": access[1],
+                                           "updated_at": datetime.now(UTC)}))
