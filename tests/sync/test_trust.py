@@ -142,3 +142,20 @@ def test_gated_repo_the_token_loses_publishes_nothing_new_and_stays_restricted(h
     assert not result.ok and not result.retryable and "gated" in result.error.lower()
     refs = published_refs(store, repo)
     assert refs.branches == old.branches and refs.restricted is True
+
+
+def test_public_index_is_read_once_per_sync_and_only_when_needed(hub, make, monkeypatch) -> None:
+    import mirror_core.reuse
+
+    listings: list[str] = []
+    real = mirror_core.reuse.list_repos
+    monkeypatch.setattr(mirror_core.reuse, "list_repos", lambda store: listings.append("repos/") or real(store))
+    settings = make()
+    shared = {f"{n}.safetensors": os.urandom(32 * 1024) for n in "abc"}
+    assert sync_repo(settings, _repo(hub, shared)).ok
+    assert listings == []  # nothing stored under those names yet: no need to ask who names them
+    copy = _repo(hub, {**shared, "README.md": b"copy\n"})
+    hub.reset()
+    result = sync_repo(settings, copy)
+    assert result.ok and result.files_reused == 3 and hub.counters()["cdn"]["requests"] == 0
+    assert listings == ["repos/"]  # three shared bodies, one listing
