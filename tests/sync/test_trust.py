@@ -93,6 +93,8 @@ def test_refs_written_by_an_older_version_do_not_count_as_public(hub, make) -> N
     hub.reset()
     result = sync_repo(settings, second)
     assert result.ok and result.bytes_fetched == len(body) and _body_requests(hub, second)
+    assert sync_repo(settings, first).ok  # same commit: the next sync records the access all the same
+    assert published_refs(store, first).restricted is False
 
 
 def test_refs_record_access_and_follow_gating_flips_without_a_new_commit(hub, make) -> None:
