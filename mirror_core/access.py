@@ -10,9 +10,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from mirror_core.errors import GatedRepoError, UpstreamNotFoundError
-from mirror_core.layout import RepoRef
+from mirror_core.errors import ConflictError, GatedRepoError, UpstreamNotFoundError
+from mirror_core.layout import RepoRef, refs_key
 from mirror_core.manifest import Refs
+from mirror_core.store import Store
 from mirror_core.upstream import Upstream
 
 Access = tuple[bool | None, bool | str | None]  # (private, gated) as refs.json records them
@@ -56,3 +57,30 @@ def _restrict(current: Refs | None, access: Access, publish: Callable[[Refs], No
     if current is not None and access_in(current) != access:
         publish(current.model_copy(update={"private": access[0], "gated": access[1],
                                            "updated_at": datetime.now(UTC)}))
+
+
+def restrict_from_listing(store: Store, repo: RepoRef, private: bool, gated: bool | str) -> bool:
+    """Mark a mirrored repo restricted because the upstream's listing says it is now private or gated, for repos
+    the selection no longer syncs (a trending filter rejects gated repos, so no sync would notice the flip).
+
+    Only ever restricts (loosening is left to a sync); a conditional put, so a concurrent sync's publish wins
+    and this is retried at the next refresh. Returns whether refs.json was rewritten.
+    """
+    if not (private or gated):
+        return False
+    got = store.get_with_etag(refs_key(repo))
+    if got is None:
+        return False
+    try:
+        current = Refs.from_json(got[0])
+    except ValueError:
+        return False  # malformed: serve already fails closed on it, and verify reports it
+    if current.restricted:
+        return False
+    access = (bool(private or current.private), gated or current.gated or False)
+    try:
+        store.put_if(refs_key(repo), current.model_copy(update={
+            "private": access[0], "gated": access[1], "updated_at": datetime.now(UTC)}).to_json(), got[1])
+    except ConflictError:
+        return False
+    return True

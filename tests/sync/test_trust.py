@@ -161,3 +161,25 @@ def test_public_index_is_read_once_per_sync_and_only_when_needed(hub, make, monk
     result = sync_repo(settings, copy)
     assert result.ok and result.files_reused == 3 and hub.counters()["cdn"]["requests"] == 0
     assert listings == ["repos/"]  # three shared bodies, one listing
+
+
+def test_trending_refresh_restricts_a_mirrored_repo_that_turned_gated(hub, make) -> None:
+    from mirror_core.trending import refresh_trending
+
+    tag = f"trust-{uuid.uuid4().hex[:8]}"
+    repo = RepoRef.parse(f"hubmirror-trust/{tag}")
+    hub.create_repo("model", repo.repo_id, {"README.md": b"# trending\n"}, meta={"tags": [tag]})
+    try:
+        settings = make(selection={"trending": {"models": {"top": 1000, "tags": [tag]}}})
+        store = Store(settings.s3)
+        assert sync_repo(settings, repo).ok and published_refs(store, repo).restricted is False
+        hub.set_access("model", repo.repo_id, gated="manual")  # include_gated is off: no sync would see it
+        snapshot = refresh_trending(settings, store)
+        verdict = next(c for c in snapshot.considered if c["id"] == repo.repo_id)
+        assert not verdict["selected"] and verdict["restricted_in_mirror"]
+        refs = published_refs(store, repo)
+        assert refs.gated == "manual" and refs.restricted is True
+        assert not refresh_trending(settings, store).repos  # already restricted: nothing rewritten
+        assert published_refs(store, repo) == refs
+    finally:  # out of every listing, so other tests' trending expectations stay as they were
+        hub.set_access("model", repo.repo_id, private=True, service_denied=True)
