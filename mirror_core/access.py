@@ -55,8 +55,11 @@ def upstream_access(upstream: Upstream, repo: RepoRef, current: Refs | None,
 
 def _restrict(current: Refs | None, access: Access, publish: Callable[[Refs], None]) -> None:
     if current is not None and access_in(current) != access:
-        publish(current.model_copy(update={"private": access[0], "gated": access[1],
-                                           "updated_at": datetime.now(UTC)}))
+        publish(with_access(current, access))
+
+
+def with_access(refs: Refs, access: Access) -> Refs:
+    return refs.model_copy(update={"private": access[0], "gated": access[1], "updated_at": datetime.now(UTC)})
 
 
 def restrict_from_listing(store: Store, repo: RepoRef, private: bool, gated: bool | str) -> bool:
@@ -79,8 +82,7 @@ def restrict_from_listing(store: Store, repo: RepoRef, private: bool, gated: boo
         return False
     access = (bool(private or current.private), gated or current.gated or False)
     try:
-        store.put_if(refs_key(repo), current.model_copy(update={
-            "private": access[0], "gated": access[1], "updated_at": datetime.now(UTC)}).to_json(), got[1])
+        store.put_if(refs_key(repo), with_access(current, access).to_json(), got[1])
     except ConflictError:
         return False
     return True
