@@ -14,27 +14,81 @@ still skipped when the verified body is already stored, so storage stays dedupli
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 
-from mirror_core.inventory import list_repos, read_manifest, read_many, read_refs
+from mirror_core.inventory import list_repos, read_manifest, read_many
 from mirror_core.layout import RepoRef, blob_key, commit_key
 from mirror_core.manifest import CommitManifest, Refs
 from mirror_core.store import Store
+
+CACHE_ENTRIES = 20_000  # refs.json and manifests by ETag (each entry a set of sha256 strings)
+_CACHE: OrderedDict[tuple[str, str, str, str], frozenset[str]] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
 
 
 def public_bodies(store: Store, skip: RepoRef | None = None) -> set[str]:
     """sha256 of every body named by the published manifests of public repos.
 
-    One listing of `repos/`, then the refs.json of every repo and the manifests their refs point at,
-    read in parallel. Unreadable objects count as not public.
+    One listing of `repos/`, then the refs.json of every repo and the manifests their refs point at, read
+    in parallel; both are cached by ETag for the life of the process (a CLI run syncing many repos reads
+    each object once). Unreadable objects count as not public.
     """
     listing = list_repos(store)
     by_key = {objects.refs.key: repo for repo, objects in listing.repos.items()
               if objects.refs is not None and repo != skip}
-    refs, _ = read_many(by_key, lambda key: read_refs(store, by_key[key]))
-    keys = [commit_key(by_key[key], sha) for key, found in refs.items() if is_public(found)
-            for sha in sorted(found.all_shas()) if sha in listing.repos[by_key[key]].manifests]
-    manifests, _ = read_many(keys, lambda key: read_manifest(store, key))
-    return {entry.sha256 for manifest in manifests.values() for entry in manifest.files}
+    etags = {key: listing.repos[repo].refs.etag for key, repo in by_key.items()}
+    shas, _ = read_many(by_key, lambda key: _public_shas(store, key, etags[key]))
+    manifests = {commit_key(by_key[key], sha): listing.repos[by_key[key]].manifests[sha].etag
+                 for key, found in shas.items() for sha in found if sha in listing.repos[by_key[key]].manifests}
+    bodies, _ = read_many(sorted(manifests), lambda key: _manifest_bodies(store, key, manifests[key]))
+    return set().union(*bodies.values())
+
+
+def _cache_get(store: Store, key: str, etag: str) -> frozenset[str] | None:
+    if not etag:
+        return None
+    ident = (store.settings.endpoint, store.bucket, key, etag)
+    with _CACHE_LOCK:
+        if ident in _CACHE:
+            _CACHE.move_to_end(ident)
+        return _CACHE.get(ident)
+
+
+def _cache_put(store: Store, key: str, etag: str, value: frozenset[str]) -> frozenset[str]:
+    if not etag:
+        return value  # nothing to tell versions apart by: read it again next time
+    with _CACHE_LOCK:
+        _CACHE[(store.settings.endpoint, store.bucket, key, etag)] = value
+        while len(_CACHE) > CACHE_ENTRIES:
+            _CACHE.popitem(last=False)
+    return value
+
+
+def _public_shas(store: Store, key: str, listed_etag: str) -> frozenset[str]:
+    """The commit shas a repo's refs.json publishes if the repo is public, else none.
+
+    Cached under the ETag its GET returned, looked up with the ETag the listing gave: an entry always
+    describes the bytes that carried that ETag, even if the object changed between listing and GET.
+    """
+    cached = _cache_get(store, key, listed_etag)
+    if cached is not None:
+        return cached
+    got = store.get_with_etag(key)
+    if got is None:
+        return frozenset()
+    try:
+        refs = Refs.from_json(got[0])
+    except ValueError:
+        return frozenset()
+    return _cache_put(store, key, got[1].strip('"'), frozenset(refs.all_shas()) if is_public(refs) else frozenset())
+
+
+def _manifest_bodies(store: Store, key: str, etag: str) -> frozenset[str]:
+    """Bodies a manifest names (manifests are immutable; the ETag only guards against a rewrite)."""
+    cached = _cache_get(store, key, etag)
+    if cached is not None:
+        return cached
+    return _cache_put(store, key, etag, frozenset(e.sha256 for e in read_manifest(store, key).files))
 
 
 def is_public(refs: Refs) -> bool:

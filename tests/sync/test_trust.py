@@ -183,3 +183,21 @@ def test_trending_refresh_restricts_a_mirrored_repo_that_turned_gated(hub, make)
         assert published_refs(store, repo) == refs
     finally:  # out of every listing, so other tests' trending expectations stay as they were
         hub.set_access("model", repo.repo_id, private=True, service_denied=True)
+
+
+def test_a_repo_turning_gated_stops_vouching_for_its_bodies_at_once(hub, make) -> None:
+    settings = make()
+    body = os.urandom(64 * 1024)
+    source = _repo(hub, {WEIGHTS: body})
+    assert sync_repo(settings, source).ok
+    first = _repo(hub, {WEIGHTS: body})
+    hub.reset()
+    assert sync_repo(settings, first).bytes_reused == len(body) and not _body_requests(hub, first)
+    hub.set_access("model", source.repo_id, gated="manual")
+    assert sync_repo(settings, source).ok  # refs.json now says gated: the cached public index must not
+    hub.set_access("model", first.repo_id, gated="manual")  # the earlier copy no longer vouches either
+    assert sync_repo(settings, first).ok
+    second = _repo(hub, {WEIGHTS: body})
+    hub.reset()
+    result = sync_repo(settings, second)
+    assert result.ok and result.bytes_fetched == len(body) and _body_requests(hub, second)
