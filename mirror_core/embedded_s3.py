@@ -1,13 +1,16 @@
 """Start and stop a throwaway SeaweedFS S3 server (`weed mini`) on 127.0.0.1.
 
 Used by the tests, benchmarks and `hubmirror up`: the local stack needs a real S3 without Docker.
-Every port is chosen free and bound to loopback; the process is stopped by its PID.
+Every port is chosen free and bound to loopback; the process is stopped by its PID. Each start writes
+fresh random secrets into a 0600 identity file: a writer (the sync side) and a read-only identity
+(Read, List: what serve needs, also to sign presigned URLs), so a leaked serve key cannot change the bucket.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -23,7 +26,8 @@ from minio import Minio
 from mirror_core.errors import StorageUnavailableError
 
 DEFAULT_ACCESS_KEY = "hubmirror"
-DEFAULT_SECRET_KEY = "hubmirror-local-secret"
+READ_ONLY_ACCESS_KEY = "hubmirror-read"
+READ_ONLY_ACTIONS = ["Read", "List"]
 MAX_VOLUMES = 1000
 _PORTS = ("master", "volume", "filer", "s3", "admin")
 
@@ -61,12 +65,14 @@ class EmbeddedS3:
 
     endpoint: str
     access_key: str
-    secret_key: str
+    secret_key: str = field(repr=False)
     bucket: str
     data_dir: Path
     process: subprocess.Popen = field(repr=False)
     log_path: Path = field(repr=False)
     _own_dir: bool = field(default=False, repr=False)
+    read_access_key: str = READ_ONLY_ACCESS_KEY
+    read_secret_key: str = field(default="", repr=False)
 
     @property
     def pid(self) -> int:
@@ -76,12 +82,12 @@ class EmbeddedS3:
         return Minio(self.endpoint.split("://", 1)[1], access_key=self.access_key,
                      secret_key=self.secret_key, secure=False, region="us-east-1")
 
-    def env(self) -> dict[str, str]:
-        """The HUBMIRROR_S3_* settings that point at this server."""
+    def env(self, read_only: bool = False) -> dict[str, str]:
+        """The HUBMIRROR_S3_* settings that point at this server (with the read-only identity if asked)."""
         return {
             "HUBMIRROR_S3_ENDPOINT": self.endpoint,
-            "HUBMIRROR_S3_ACCESS_KEY": self.access_key,
-            "HUBMIRROR_S3_SECRET_KEY": self.secret_key,
+            "HUBMIRROR_S3_ACCESS_KEY": self.read_access_key if read_only else self.access_key,
+            "HUBMIRROR_S3_SECRET_KEY": self.read_secret_key if read_only else self.secret_key,
             "HUBMIRROR_S3_BUCKET": self.bucket,
             "HUBMIRROR_S3_REGION": "us-east-1",
         }
@@ -108,19 +114,25 @@ def start_embedded_s3(
     data_dir: Path | None = None,
     bucket: str = "hubmirror",
     access_key: str = DEFAULT_ACCESS_KEY,
-    secret_key: str = DEFAULT_SECRET_KEY,
+    secret_key: str | None = None,
     timeout: float = 60,
 ) -> EmbeddedS3:
-    """Start `weed mini` on free loopback ports, wait for S3, create `bucket`."""
+    """Start `weed mini` on free loopback ports, wait for S3, create `bucket`.
+
+    Without `secret_key`, every start draws new random secrets (no default that works on every machine).
+    """
     own_dir = data_dir is None
     data_dir = Path(data_dir or tempfile.mkdtemp(prefix="hubmirror-s3-"))
     data_dir.mkdir(parents=True, exist_ok=True)
+    secret_key = secret_key or secrets.token_urlsafe(30)
+    read_secret_key = secrets.token_urlsafe(30)
     config = data_dir / "s3-identities.json"
-    config.write_text(json.dumps({"identities": [{
-        "name": "hubmirror",
-        "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
-        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-    }]}))
+    write_private(config, json.dumps({"identities": [
+        {"name": "hubmirror", "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+         "actions": ["Admin", "Read", "Write", "List", "Tagging"]},
+        {"name": "hubmirror-read", "credentials": [{"accessKey": READ_ONLY_ACCESS_KEY, "secretKey": read_secret_key}],
+         "actions": READ_ONLY_ACTIONS},
+    ]}))
     free = _free_ports(len(_PORTS) * 2)  # one draw, so HTTP and gRPC ports cannot collide
     ports = dict(zip(_PORTS, free[:len(_PORTS)], strict=True))
     grpc = dict(zip(_PORTS, free[len(_PORTS):], strict=True))
@@ -136,13 +148,21 @@ def start_embedded_s3(
         process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    cwd=data_dir, start_new_session=True)
     server = EmbeddedS3(f"http://127.0.0.1:{ports['s3']}", access_key, secret_key, bucket, data_dir,
-                        process, log_path, own_dir)
+                        process, log_path, own_dir, read_secret_key=read_secret_key)
     try:
         _wait_and_create_bucket(server, timeout)
     except BaseException:
         server.stop()
         raise
     return server
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (0600 from the first byte, also when it already existed)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
 
 
 def _wait_and_create_bucket(server: EmbeddedS3, timeout: float) -> None:

@@ -2,7 +2,9 @@
 
 SeaweedFS S3 (embedded), optionally the offline fake hub (`--demo`), Airflow as its four components
 (api-server, scheduler, dag-processor, triggerer; SQLite, LocalExecutor, SimpleAuthManager with a
-persisted admin password) and `hubmirror serve`. Airflow runs as subprocesses so that mirror_core never
+persisted admin password) and `hubmirror serve`. serve runs with least privilege: the read-only S3 identity,
+an Airflow user of role `user` (enough to trigger the sync DAGs) and neither the upstream token nor the
+config file (see `serve_environment`). Airflow runs as subprocesses so that mirror_core never
 imports it. The scheduler and triggerer get `--skip-serve-logs` because their log servers would bind
 every interface; the api-server reads task logs from disk instead.
 
@@ -21,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +31,7 @@ from typing import Any
 import httpx
 import yaml
 
-from mirror_core.embedded_s3 import EmbeddedS3, free_port, start_embedded_s3
+from mirror_core.embedded_s3 import EmbeddedS3, free_port, start_embedded_s3, write_private
 from mirror_core.errors import ConfigError, HubmirrorError
 from mirror_core.settings import DEFAULT_UPSTREAM, S3Settings, Settings
 from mirror_core.store import Store
@@ -36,6 +39,13 @@ from mirror_core.store import Store
 ROOT = Path(__file__).resolve().parents[1]
 DAGS_FOLDER = ROOT / "dags"
 ADMIN_USER = "admin"
+# SimpleAuthManager's roles are global (viewer < user < op < admin): `user` is the least that may trigger DAG runs;
+# it cannot read connections, variables, pools or config (op), so not the S3 write keys or the upstream token.
+SERVE_USER, SERVE_ROLE = "hubmirror-serve", "user"
+# What serve must not inherit from the environment of `hubmirror up`: Airflow's settings and connections, the
+# upstream token (any spelling), the S3 writer's keys and the config file (which may hold both).
+SERVE_DROPPED_ENV = ("AIRFLOW", "HUBMIRROR_UPSTREAM_", "HUBMIRROR_S3_", "HUBMIRROR_CONFIG", "HF_TOKEN",
+                     "HUGGING_FACE_HUB_TOKEN")
 UPSTREAM_POOL = "hf_upstream"
 COMPONENTS: dict[str, list[str]] = {
     "api-server": ["api-server", "--host", "127.0.0.1", "--port", "{port}"],
@@ -125,9 +135,32 @@ def _load_or_create(path: Path, make: Any) -> dict[str, str]:
         return json.loads(path.read_text())
     value = make()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(value, indent=2))
-    path.chmod(0o600)
+    write_private(path, json.dumps(value, indent=2))
     return value
+
+
+def _ensure_passwords(path: Path) -> dict[str, str]:
+    """The SimpleAuthManager passwords file with a password for the admin and for serve's user (kept across runs)."""
+    passwords = _load_or_create(path, dict)
+    wanted = {ADMIN_USER: os.environ.get("HUBMIRROR_ADMIN_PASSWORD") or secrets.token_urlsafe(12),
+              SERVE_USER: secrets.token_urlsafe(24)}
+    if not wanted.keys() <= passwords.keys():
+        passwords = {**wanted, **passwords}
+        write_private(path, json.dumps(passwords, indent=2))
+    return passwords
+
+
+def serve_environment(base: Mapping[str, str], s3: EmbeddedS3, serve_url: str, airflow_url: str,
+                      airflow_password: str) -> dict[str, str]:
+    """serve's environment: `base` without what serve must not hold (SERVE_DROPPED_ENV), plus the read-only S3
+    identity (which also signs its presigned URLs) and the Airflow user that may only trigger DAG runs."""
+    env = {k: v for k, v in base.items() if not k.startswith(SERVE_DROPPED_ENV)}
+    env.update(s3.env(read_only=True))
+    env.update({"HUBMIRROR_SERVE_PUBLIC_URL": serve_url,
+                "HUBMIRROR_SERVE_AIRFLOW_URL": airflow_url,
+                "HUBMIRROR_SERVE_AIRFLOW_USERNAME": SERVE_USER,
+                "HUBMIRROR_SERVE_AIRFLOW_PASSWORD": airflow_password})
+    return env
 
 
 @dataclass
@@ -153,14 +186,17 @@ class AirflowStack:
     def admin_password(self) -> str:
         return json.loads(self.passwords_file.read_text())[ADMIN_USER]
 
+    @property
+    def serve_password(self) -> str:
+        return json.loads(self.passwords_file.read_text())[SERVE_USER]
+
     def env(self) -> dict[str, str]:
         keys = _load_or_create(self.home / "hubmirror-secrets.json", lambda: {
             "jwt_secret": secrets.token_urlsafe(32),
             "api_secret_key": secrets.token_urlsafe(32),
             "fernet_key": base64.urlsafe_b64encode(os.urandom(32)).decode(),
         })
-        _load_or_create(self.passwords_file, lambda: {
-            ADMIN_USER: os.environ.get("HUBMIRROR_ADMIN_PASSWORD") or secrets.token_urlsafe(12)})
+        _ensure_passwords(self.passwords_file)
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
         env.update({
             "AIRFLOW_HOME": str(self.home),
@@ -172,7 +208,7 @@ class AirflowStack:
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
             "AIRFLOW__CORE__AUTH_MANAGER":
                 "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin,{SERVE_USER}:{SERVE_ROLE}",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.passwords_file),
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(self.port),
@@ -338,11 +374,7 @@ def run_up(args: Any, settings: Settings) -> int:
                                extra_env={**env, **connections, "HUBMIRROR_SERVE_URL": serve_url})
         console.print("starting Airflow (db migrate, pool, api-server, scheduler, dag-processor, triggerer)...")
         airflow.start()
-        serve_env = {**{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}, **env,
-                     "HUBMIRROR_SERVE_PUBLIC_URL": serve_url,
-                     "HUBMIRROR_SERVE_AIRFLOW_URL": airflow.url,
-                     "HUBMIRROR_SERVE_AIRFLOW_USERNAME": ADMIN_USER,
-                     "HUBMIRROR_SERVE_AIRFLOW_PASSWORD": airflow.admin_password}
+        serve_env = serve_environment(os.environ, s3, serve_url, airflow.url, airflow.serve_password)
         serve = spawn("serve", [sys.executable, "-m", "mirror_core.cli", "serve", "--host", "127.0.0.1",
                                 "--port", str(serve_port)], serve_env, data_dir / "logs")
         serve_procs.append(serve)

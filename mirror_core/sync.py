@@ -22,6 +22,7 @@ from typing import Any
 from huggingface_hub.utils import filter_repo_objects
 from rich.progress import Progress, TaskID
 
+from mirror_core.access import access_in, upstream_access
 from mirror_core.errors import (
     ConflictError,
     GatedRepoError,
@@ -32,6 +33,7 @@ from mirror_core.errors import (
 from mirror_core.layout import RepoRef, commit_key, is_commit_sha, refs_key, validate_revision
 from mirror_core.manifest import REF_KINDS, CommitManifest, DirEntry, FileEntry, LfsInfo, Refs, hf_date, ref_kind
 from mirror_core.reports import new_run_id, repo_run_id, write_run_report
+from mirror_core.reuse import ReusePolicy
 from mirror_core.settings import Settings
 from mirror_core.store import Store
 from mirror_core.transfer import FetchResult, Transfer
@@ -212,10 +214,12 @@ class RepoSync:
         self.allow_patterns, self.ignore_patterns = allow_patterns, ignore_patterns
         self.progress = progress
         self.known_sha256: dict[str, str] = {}  # git oid -> sha256, from manifests already published
+        self.reuse = ReusePolicy(store, repo)
         self.learned_published = False
         self._lock = threading.Lock()
 
     def learn(self, manifest: CommitManifest) -> None:
+        self.reuse.learn(manifest)
         for entry in manifest.files:
             if entry.lfs is None:
                 self.known_sha256[entry.oid] = entry.sha256
@@ -268,7 +272,9 @@ class RepoSync:
             nonlocal failed
             advance, finish = self.progress.file(f.path, f.size)
             try:
-                got = transfer.fetch(self.repo, sha, f, known_sha256=self.known_sha256.get(f.oid), on_bytes=advance)
+                reuse = f.lfs_sha256 is None or self.reuse.may_reuse(f.lfs_sha256)
+                got = transfer.fetch(self.repo, sha, f, known_sha256=self.known_sha256.get(f.oid), reuse=reuse,
+                                     on_bytes=advance)
             except HubmirrorError as exc:
                 with self._lock:
                     failed = True
@@ -392,6 +398,7 @@ def _sync(settings: Settings, store: Store, upstream: Upstream, repo: RepoRef, r
           force: bool, progress: _Progress) -> None:
     store.ensure_bucket()
     current, current_etag = read_refs_for_update(store, repo)
+    access = upstream_access(upstream, repo, current, lambda refs: publish_refs(store, repo, refs, current_etag))
     remote = None
     if not all(is_commit_sha(r) for r in revisions):
         remote = upstream.refs(repo, include_prs=any(r.startswith("refs/pr/") for r in revisions))
@@ -438,11 +445,13 @@ def _sync(settings: Settings, store: Store, upstream: Upstream, repo: RepoRef, r
     for name, sha in sorted((remote or {}).get("tags", {}).items()):
         if sha in mirrored:
             refs = refs.with_ref("tags", name, sha)
-    if _tables(refs) != before:
-        refs = refs.model_copy(update={"upstream": settings.upstream_url, "updated_at": datetime.now(UTC)})
+    if _tables(refs) != before or (current is not None and access_in(current) != access):
+        refs = refs.model_copy(update={"upstream": settings.upstream_url, "updated_at": datetime.now(UTC),
+                                       "private": access[0], "gated": access[1]})
         publish_refs(store, repo, refs, current_etag)
     result.skipped = all_current and not failed and result.ok
 
 
 def _tables(refs: Refs) -> tuple[dict[str, str], ...]:
     return tuple(getattr(refs, kind) for kind in REF_KINDS)
+

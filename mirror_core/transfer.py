@@ -549,17 +549,19 @@ class Transfer:
         return engine
 
     def fetch(self, repo: RepoRef, sha: str, meta: FileMeta, *, known_sha256: str | None = None,
-              overwrite: bool = False, on_bytes: Callable[[int], None] | None = None) -> FetchResult:
+              overwrite: bool = False, reuse: bool = True,
+              on_bytes: Callable[[int], None] | None = None) -> FetchResult:
         """Make sure the body of `meta` is in the bucket, verified; fetch it only if it is missing.
 
         `known_sha256` is the content hash of a regular file learnt from an earlier manifest (same git
         oid), which lets a present body be reused without downloading it. `overwrite` re-fetches even
-        if a blob exists (repair of a corrupt body).
+        if a blob exists (repair of a corrupt body). `reuse=False` downloads and verifies even if a blob of
+        that sha256 is stored (the upstream's sha256 alone does not prove this repo has those bytes).
         """
         validate_path(meta.path)
         lfs = bool(getattr(meta, "lfs", None))
         sha256 = getattr(meta, "sha256", None) or known_sha256
-        if sha256 and not overwrite:
+        if sha256 and reuse and not overwrite:
             present = self.store.stat(blob_key(sha256))
             if present is not None and present.size == meta.size:
                 return FetchResult(sha256, meta.size, 0, True)

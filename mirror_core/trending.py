@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from mirror_core.access import restrict_from_listing
 from mirror_core.errors import HubmirrorError, UpstreamAuthError
 from mirror_core.layout import TRENDING_LATEST, RepoRef, RepoType, trending_snapshot_key
 from mirror_core.manifest import hf_date
@@ -88,6 +89,7 @@ def refresh_trending(settings: Settings, store: Store, *, upstream: Upstream | N
     """
     upstream = upstream or Upstream(settings)
     snapshot = TrendingSnapshot(created_at=datetime.now(UTC), upstream=settings.upstream_url)
+    store.ensure_bucket()
     for type, rules in (("models", settings.selection.trending.models),
                         ("datasets", settings.selection.trending.datasets)):
         if rules.top <= 0:
@@ -99,7 +101,8 @@ def refresh_trending(settings: Settings, store: Store, *, upstream: Upstream | N
             snapshot.considered.append(verdict)
             if verdict["selected"]:
                 snapshot.repos.append(RepoPlan(item["id"], type, source="trending"))
-    store.ensure_bucket()
+            elif restrict_from_listing(store, RepoRef.parse(item["id"], type), verdict["private"], verdict["gated"]):
+                verdict["restricted_in_mirror"] = True  # it turned gated/private upstream: not left public here
     snapshot.key = trending_snapshot_key(snapshot.created_at)
     body = snapshot.to_dict()
     store.put_json(snapshot.key, body)

@@ -7,6 +7,7 @@ traffic counters and the corpus's own record of a file (the independent truth to
 from __future__ import annotations
 
 import base64
+import dataclasses
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -59,6 +60,31 @@ def repo_record(routes: Routes, repo_type: str, repo_id: str) -> Response:
             },
         }
     )
+
+
+def set_access(routes: Routes, data: dict) -> Response:
+    """Flip a repo's gating at runtime: `gated`, `private`, and `service_denied` (the service token loses access)."""
+    repo = routes.corpus.get(data["repo_type"], data["repo_id"])
+    if repo is None:
+        return error(404, None, f"no {data['repo_type']} {data['repo_id']!r}")
+    for key in ("gated", "private", "service_denied"):
+        if key in data:
+            setattr(repo, key, data[key])
+    return JSONResponse({"gated": repo.gated, "private": repo.private, "service_denied": repo.service_denied})
+
+
+def forge_lfs(routes: Routes, data: dict) -> Response:
+    """Hostile upstream: commit an LFS file listed with a foreign `sha256`/`size` (another repo's body) while
+    resolve serves `served` (base64: other bytes) or 404 (`served` null)."""
+    repo = routes.corpus.get(data["repo_type"], data["repo_id"])
+    if repo is None:
+        return error(404, None, f"no {data['repo_type']} {data['repo_id']!r}")
+    path = data["path"]
+    served = None if data.get("served") is None else Blob.of(base64.b64decode(data["served"]))
+    commit = repo.commit({path: Blob(size=int(data["size"]), sha256=data["sha256"])}, lfs=True,
+                         branch=data.get("branch", "main"), message=data.get("message", "add weights"))
+    commit.files[path] = dataclasses.replace(commit.files[path], forged=True, served=served)
+    return JSONResponse({"sha": commit.sha})
 
 
 async def admin(routes: Routes, request: Request, segs: list[str]) -> Response:
@@ -125,6 +151,10 @@ async def admin(routes: Routes, request: Request, segs: list[str]) -> Response:
         commit = repo.commit(changes, message=data.get("message", "Initial commit"), lfs=data.get("lfs"))
         routes.corpus.add(repo)
         return JSONResponse({"sha": commit.sha})
+    if action == "access" and method == "POST":
+        return set_access(routes, await request.json())
+    if action == "forge-lfs" and method == "POST":
+        return forge_lfs(routes, await request.json())
     if action == "tag" and method == "POST":
         data = await request.json()
         repo = routes.corpus.get(data["repo_type"], data["repo_id"])

@@ -127,13 +127,13 @@ class Routes:
 
     def visible(self, repo_type: str, repo_id: str, who: str | None) -> Repo | Response:
         repo = self.corpus.get(repo_type, repo_id)
-        if repo is None or (repo.private and who != "service"):
+        if repo is None or (repo.private and (who != "service" or repo.service_denied)):
             return error(401 if who is None else 404, "RepoNotFound", "Repository not found")
         return repo
 
     @staticmethod
     def gate(repo: Repo, who: str | None) -> Response | None:
-        if not repo.gated or who == "service":
+        if not repo.gated or (who == "service" and not repo.service_denied):
             return None
         if who is None:
             return error(
@@ -301,7 +301,7 @@ class Routes:
             r
             for r in self.corpus.repos.values()
             if r.repo_type == repo_type
-            and (not r.private or who == "service")
+            and (not r.private or (who == "service" and not r.service_denied))
             and views.matches(
                 r,
                 search=q.getlist("search"),
@@ -365,7 +365,7 @@ class Routes:
         if isinstance(commit, Response):
             return commit
         entry = commit.files.get(path)
-        if entry is None:
+        if entry is None or entry.body is None:
             return error(404, "EntryNotFound", "Entry not found", {"X-Repo-Commit": commit.sha})
         headers = {"X-Repo-Commit": commit.sha}
         if not entry.lfs:
@@ -378,14 +378,14 @@ class Routes:
     def redirect(self, request: Request, repo: Repo, entry: RepoFile, headers: dict) -> Response:
         """302 to the CDN with the metadata on the 3xx itself (the client reads it there, §1.3)."""
         expires = int(time.time()) + int(self.traffic.config["cdn_ttl"])
-        sha = entry.blob.sha256
+        sha = entry.body.sha256
         name = quote(entry.path.rsplit("/", 1)[-1])
         query = f"filename={name}&expires={expires}&signature={self.sign(sha, expires)}"
         location = f"{self.cdn_base}/lfs/{sha}?{query}"
         headers.update(
             {
                 "Location": location,
-                "X-Linked-Etag": f'"{sha}"',
+                "X-Linked-Etag": f'"{entry.blob.sha256}"',
                 "X-Linked-Size": str(entry.size),
                 "ETag": f'"{entry.oid}"',
             }

@@ -64,10 +64,11 @@ class Corpus:
         """
         if sha256 not in self._blobs:
             self._blobs = {
-                entry.blob.sha256: entry.blob
+                entry.body.sha256: entry.body
                 for repo in self.repos.values()
                 for commit in repo.commits.values()
                 for entry in commit.files.values()
+                if entry.body is not None
             }
         return self._blobs.get(sha256)
 

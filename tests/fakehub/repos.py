@@ -97,6 +97,15 @@ class RepoFile:
     blob: Blob
     lfs: bool
     xet: bool = False
+    # Hostile upstream: `blob` is only claimed (listed with its sha256 and size); resolve serves `served`
+    # instead (other bytes), or 404 when None.
+    forged: bool = False
+    served: Blob | None = None
+
+    @property
+    def body(self) -> Blob | None:
+        """The bytes resolve and the CDN really serve for this file."""
+        return self.served if self.forged else self.blob
 
     @property
     def size(self) -> int:
@@ -186,6 +195,7 @@ class Repo:
     meta: dict = field(default_factory=dict)  # likes, downloads, trendingScore, tags, card...
     gated: bool | str = False
     private: bool = False
+    service_denied: bool = False  # the service token lost its access (gated: 403 GatedRepo; private: 404)
     xet: bool = False  # LFS files get Xet-style headers and xetHash like the real Hub
     commits: dict[str, Commit] = field(default_factory=dict)
     branches: dict[str, str] = field(default_factory=dict)

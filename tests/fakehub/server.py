@@ -136,6 +136,17 @@ class FakeHubHandle:
             },
         )["sha"]
 
+    def set_access(self, repo_type: str, repo_id: str, **access: bool | str) -> dict:
+        """Flip gating at runtime: gated (False/"auto"/"manual"), private, service_denied (the token loses access)."""
+        return self._call("POST", "access", json={"repo_type": repo_type, "repo_id": repo_id, **access})
+
+    def forge_lfs(self, repo_type: str, repo_id: str, path: str, sha256: str, size: int,
+                  served: bytes | None, branch: str = "main") -> str:
+        """Hostile: commit `path` listed as LFS `sha256`/`size` (e.g. another repo's), served as `served` or 404."""
+        return self._call("POST", "forge-lfs", json={
+            "repo_type": repo_type, "repo_id": repo_id, "path": path, "sha256": sha256, "size": size,
+            "served": None if served is None else base64.b64encode(served).decode(), "branch": branch})["sha"]
+
     def create_tag(self, repo_type: str, repo_id: str, tag: str, revision: str = "main") -> str:
         return self._call(
             "POST", "tag", json={"repo_type": repo_type, "repo_id": repo_id, "tag": tag, "revision": revision}
