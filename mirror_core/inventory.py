@@ -21,6 +21,7 @@ from mirror_core.layout import (
     commit_key,
     refs_key,
     repo_from_key,
+    repo_meta_key,
     repos_prefix,
     sha256_from_blob_key,
     sha_from_commit_key,
@@ -39,6 +40,7 @@ class RepoObjects:
 
     repo: RepoRef
     refs: ObjectInfo | None = None
+    meta: ObjectInfo | None = None  # the popularity snapshot (mirror_core.popularity)
     manifests: dict[str, ObjectInfo] = field(default_factory=dict)
 
     def manifest_key(self, sha: str) -> str:
@@ -68,6 +70,8 @@ def list_repos(store: Store) -> RepoListing:
             entry = repos.setdefault(repo, RepoObjects(repo))
             if obj.key == refs_key(repo):
                 entry.refs = obj
+            elif obj.key == repo_meta_key(repo):
+                entry.meta = obj
             elif commit_key(repo, sha := sha_from_commit_key(obj.key)) == obj.key:
                 entry.manifests[sha] = obj
             else:

@@ -11,6 +11,7 @@ the old state readable; the next run finds the uploaded bodies and finishes the 
 from __future__ import annotations
 
 import fnmatch
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -31,14 +32,17 @@ from mirror_core.errors import (
 )
 from mirror_core.layout import RepoRef, commit_key, is_commit_sha, refs_key, validate_revision
 from mirror_core.manifest import REF_KINDS, CommitManifest, DirEntry, FileEntry, LfsInfo, Refs, hf_date, ref_kind
+from mirror_core.popularity import refresh_after_sync
 from mirror_core.reports import new_run_id, repo_run_id, write_run_report
 from mirror_core.settings import Settings
 from mirror_core.store import Store
 from mirror_core.transfer import FetchResult, Transfer
 from mirror_core.upstream import Upstream, UpstreamFile
 
+log = logging.getLogger("hubmirror.sync")
 DEFAULT_REVISIONS = ["main"]
-# Repo info fields that change without a commit (counters, scores) or only make sense upstream.
+# Repo info fields that change without a commit (counters, scores) or only make sense upstream. The counters
+# live in the popularity snapshot instead (mirror_core.popularity), refreshed by every sync.
 VOLATILE_INFO_FIELDS = frozenset({
     "downloads", "downloadsAllTime", "likes", "trendingScore", "spaces", "usedStorage", "inference",
     "inferenceProviderMapping", "securityRepoStatus", "resourceGroup", "xetEnabled", "childrenModelCount",
@@ -345,6 +349,8 @@ def sync_repo(settings: Settings, repo: RepoRef, revisions: list[str] | None = N
     try:
         _sync(settings, store, upstream, repo, revisions, result, allow_patterns, ignore_patterns, force,
               _Progress(progress, str(repo)))
+        if result.revisions and (warning := refresh_after_sync(store, upstream, repo)):
+            log.warning(warning)
     except UpstreamAuthError as exc:
         result.fail(_about(repo, exc))
         result.retryable = False

@@ -125,6 +125,13 @@ async def admin(routes: Routes, request: Request, segs: list[str]) -> Response:
         commit = repo.commit(changes, message=data.get("message", "Initial commit"), lfs=data.get("lfs"))
         routes.corpus.add(repo)
         return JSONResponse({"sha": commit.sha})
+    if action == "meta" and method == "POST":
+        data = await request.json()
+        repo = routes.corpus.get(data["repo_type"], data["repo_id"])
+        if repo is None:
+            return error(404, None, f"no {data['repo_type']} {data['repo_id']!r}")
+        repo.meta.update(data["meta"])
+        return JSONResponse(repo.meta)
     if action == "tag" and method == "POST":
         data = await request.json()
         repo = routes.corpus.get(data["repo_type"], data["repo_id"])
