@@ -4,7 +4,9 @@ Serve answers search, filters and sorting from a local copy of this file instead
 manifest per request; it is rebuilt after syncs and published like everything else: the snapshot
 first (`state/catalog/<timestamp>.sqlite`), then `state/catalog/latest.json` pointing at it, so a
 reader always finds a complete file. One row per repo describes the commit of its default branch
-(`main`, else the first branch, else the first tag).
+(`main`, else the first branch, else the first tag), overlaid with the repo's popularity snapshot
+(mirror_core.popularity: downloads, likes, trendingScore, dates, tags, card), so serve can answer the Hub's
+listing (`list_models` search, filters, sorts, expand) from this file alone.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from typing import Any
 from mirror_core.inventory import RepoObjects, list_repos, read_manifest, read_many, read_refs
 from mirror_core.layout import CATALOG_LATEST, CATALOG_PREFIX, blob_key, catalog_key, repo_type
 from mirror_core.manifest import CommitManifest, Refs, hf_date
+from mirror_core.popularity import RepoMeta, read_meta
 from mirror_core.settings import Settings
 from mirror_core.store import Store
 
-CATALOG_FORMAT = 1
+CATALOG_FORMAT = 2
 README_MAX_BYTES = 512 * 1024
 SNAPSHOTS_KEPT = 5  # older snapshots are deleted; a reader mid-download of one simply retries with latest
 SORTS = {
@@ -34,7 +37,17 @@ SORTS = {
     "name": "r.repo_id COLLATE NOCASE, r.repo_type",
     "downloads": "r.downloads DESC, r.repo_id",
     "likes": "r.likes DESC, r.repo_id",
+    "trending": "r.trending_score DESC, r.repo_id",
+    "created": "r.created_at DESC, r.repo_id",
     "relevance": "bm25(repos_fts, 10.0, 5.0, 1.0), r.repo_id",
+}
+# The Hub's listing sorts (`sort=` after huggingface_hub's mapping) and the column each one orders by.
+HUB_SORTS = {
+    "trendingScore": "r.trending_score",
+    "downloads": "r.downloads",
+    "likes": "r.likes",
+    "lastModified": "coalesce(r.last_modified, '')",
+    "createdAt": "r.created_at",
 }
 _WORD_RE = re.compile(r"\w+", re.UNICODE)
 
@@ -59,6 +72,12 @@ CREATE TABLE repos (
     restricted INTEGER NOT NULL,
     downloads INTEGER NOT NULL,
     likes INTEGER NOT NULL,
+    trending_score REAL NOT NULL,
+    created_at TEXT NOT NULL,
+    gated_value TEXT NOT NULL,
+    info TEXT NOT NULL,
+    siblings TEXT NOT NULL,
+    popularity_at TEXT,
     branches TEXT NOT NULL,
     tag_refs TEXT NOT NULL,
     readme TEXT NOT NULL,
@@ -89,12 +108,27 @@ class CatalogRow:
     restricted: bool  # gated or private: serve shows it only to granted identities
     downloads: int
     likes: int
+    trending_score: float
+    created_at: str
+    popularity_at: str | None  # when the popularity snapshot was taken; None: the repo has none yet
     branches: dict[str, str]
     tag_refs: dict[str, str]
     snippet: str | None = None  # README excerpt around the search words, when searching text
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class HubItem:
+    """What the Hub's listing needs of one repo: its info (snapshot included), head sha and file names."""
+
+    repo_type: str
+    repo_id: str
+    sha: str
+    info: dict[str, Any]
+    siblings: list[str]
+    total_size: int
 
 
 # -- build --------------------------------------------------------------------------------------
@@ -121,13 +155,24 @@ def _entry(store: Store, objects: RepoObjects) -> tuple[dict[str, Any], str] | N
         return None
     revision, sha = chosen
     manifest = read_manifest(store, objects.manifest_key(sha))
-    return _row(manifest, refs, revision), _readme(store, manifest)
+    meta = read_meta(store, objects.repo) if objects.meta is not None else None
+    return _row(manifest, refs, revision, meta), _readme(store, manifest)
 
 
-def _row(manifest: CommitManifest, refs: Refs, revision: str) -> dict[str, Any]:
-    info = manifest.info
+def _restricted(refs: Refs, meta: RepoMeta | None, info: dict[str, Any]) -> bool:
+    """Gated or private by any record we have (refs.json, the snapshot, the manifest); unknown counts as
+    restricted, so a repo is only ever shown to everyone on a record that says it is public."""
+    recorded = [refs.restricted, meta.restricted if meta else None]
+    if "private" in info and "gated" in info:
+        recorded.append(bool(info["private"]) or info["gated"] not in (False, None, "", "false"))
+    known = [r for r in recorded if r is not None]
+    return not known or any(known)
+
+
+def _row(manifest: CommitManifest, refs: Refs, revision: str, meta: RepoMeta | None = None) -> dict[str, Any]:
+    info = {**manifest.info, **(meta.fields if meta else {})}
+    info.pop("siblings", None)
     gated = info.get("gated")
-    gated = gated if isinstance(gated, str) and gated else None
     private = bool(info.get("private"))
     return {
         "repo_type": manifest.repo_type, "repo_id": manifest.repo_id,
@@ -135,9 +180,14 @@ def _row(manifest: CommitManifest, refs: Refs, revision: str) -> dict[str, Any]:
         "total_size": manifest.total_size, "file_count": len(manifest.files),
         "last_modified": info.get("lastModified"), "mirrored_at": hf_date(refs.updated_at),
         "tags": [t for t in info.get("tags") or [] if isinstance(t, str)],
-        "library": info.get("library_name"), "pipeline": info.get("pipeline_tag"), "gated": gated,
-        "private": int(private), "restricted": int(private or bool(gated)),
+        "library": info.get("library_name"), "pipeline": info.get("pipeline_tag"),
+        "gated": gated if isinstance(gated, str) and gated else None,
+        "private": int(private), "restricted": int(_restricted(refs, meta, info)),
         "downloads": int(info.get("downloads") or 0), "likes": int(info.get("likes") or 0),
+        "trending_score": float(info.get("trendingScore") or 0), "created_at": str(info.get("createdAt") or ""),
+        "gated_value": json.dumps(gated if gated is not None else False), "info": info,
+        "siblings": [f.path for f in manifest.files],
+        "popularity_at": hf_date(meta.fetched_at) if meta else None,
         "branches": refs.branches, "tag_refs": refs.tags,
     }
 
@@ -286,6 +336,63 @@ class Catalog:
         sql = f"SELECT r.*, {snippet} AS snippet {self._from(fts, where)} ORDER BY {SORTS[sort]} LIMIT ? OFFSET ?"
         return [self._row(r) for r in self._db.execute(sql, [*params, limit, offset]).fetchall()]
 
+    def hub_listing(self, type: str, *, search: Sequence[str] = (), author: str | None = None,
+                    tags: Sequence[str] = (), pipeline: str | None = None, gated: bool | None = None,
+                    sort: str | None = None, ascending: bool = False, visible: bool | Iterable[str] = True,
+                    limit: int = 1000, offset: int = 0) -> list[HubItem]:
+        """The Hub's repo listing (`GET /api/models`) over the catalogued repos of one type.
+
+        Like the Hub: every `search` is a case-insensitive substring of the id, `author` is the namespace
+        (case-insensitive), every tag must be present, `gated` keeps gated (True) or public (False) repos, and
+        `sort` is an info key of HUB_SORTS (descending unless `ascending`; ties and no sort: by id). `visible`
+        is True (all), False (no restricted repo) or the ids of the restricted repos the caller was granted.
+        """
+        if sort is not None and sort not in HUB_SORTS:
+            raise ValueError(f"unknown sort {sort!r}: use one of {', '.join(HUB_SORTS)}")
+        where, params = ["r.repo_type = ?"], [repo_type(type)]
+        for text in search:
+            where.append("instr(lower(r.repo_id), ?) > 0")
+            params.append(text.lower())
+        if author:
+            where.append("lower(r.author) = ?")
+            params.append(author.lower())
+        if pipeline:
+            where.append("r.pipeline = ?")
+            params.append(pipeline)
+        if gated is not None:
+            where.append("r.gated IS NOT NULL" if gated else "r.gated IS NULL")
+        for tag in tags:
+            where.append("EXISTS (SELECT 1 FROM repo_tags t WHERE t.repo = r.id AND t.tag = ?)")
+            params.append(tag)
+        if visible is False:
+            where.append("r.restricted = 0")
+        elif visible is not True:
+            allowed = list(visible)
+            where.append(f"(r.restricted = 0 OR r.repo_id IN ({', '.join('?' * len(allowed)) or 'NULL'}))")
+            params.extend(allowed)
+        order = "r.repo_id"
+        if sort is not None:
+            order = f"{HUB_SORTS[sort]} {'ASC' if ascending else 'DESC'}, r.repo_id"
+        sql = (f"SELECT r.repo_type, r.repo_id, r.sha, r.info, r.siblings, r.total_size FROM repos r "
+               f"WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ? OFFSET ?")
+        return [HubItem(row[0], row[1], row[2], json.loads(row[3]), json.loads(row[4]), row[5])
+                for row in self._db.execute(sql, [*params, limit, offset]).fetchall()]
+
+    def hub_item(self, type: str, repo_id: str) -> HubItem | None:
+        """One repo's listing data (its info with the popularity snapshot), for `repo_info(expand=...)`."""
+        row = self._db.execute("SELECT repo_type, repo_id, sha, info, siblings, total_size FROM repos "
+                               "WHERE repo_type = ? AND repo_id = ?", (repo_type(type), repo_id)).fetchone()
+        return HubItem(row[0], row[1], row[2], json.loads(row[3]), json.loads(row[4]), row[5]) if row else None
+
+    def restricted_ids(self, type: str | None = None) -> list[tuple[str, str]]:
+        """(type, id) of every restricted repo: few, so callers check grants on them in Python."""
+        sql = "SELECT repo_type, repo_id FROM repos WHERE restricted = 1"
+        params: list[Any] = []
+        if type:
+            sql += " AND repo_type = ?"
+            params.append(repo_type(type))
+        return [(r[0], r[1]) for r in self._db.execute(sql, params).fetchall()]
+
     def count(self, text: str | None = None, **filters: Any) -> int:
         """How many repos `search` would find with the same text and filters, over all pages."""
         fts, where, params = self._where(text, **filters)
@@ -354,6 +461,7 @@ class Catalog:
             file_count=data["file_count"], last_modified=data["last_modified"], mirrored_at=data["mirrored_at"],
             tags=json.loads(data["tags"]), library=data["library"], pipeline=data["pipeline"],
             gated=data["gated"], private=bool(data["private"]), restricted=bool(data["restricted"]),
-            downloads=data["downloads"], likes=data["likes"], branches=json.loads(data["branches"]),
+            downloads=data["downloads"], likes=data["likes"], trending_score=data["trending_score"],
+            created_at=data["created_at"], popularity_at=data["popularity_at"], branches=json.loads(data["branches"]),
             tag_refs=json.loads(data["tag_refs"]), snippet=data["snippet"],
         )

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from serve import api, metrics, ui
+from serve import api, listing, metrics, ui
 from serve.auth import Auth
 from serve.config import ServeSettings, load_serve_settings
 from serve.context import AppContext, open_repo
@@ -71,7 +71,7 @@ async def _handle(ctx: AppContext, request: Request) -> tuple[Any, str]:
         return response, opened.target.action
     if kind == "list":
         identity = ctx.auth.identify(request.headers.get("authorization"))
-        return await api.list_repos(ctx, request, candidates[0].repo_type, identity), "list"
+        return await listing.list_repos(ctx, request, candidates[0].repo_type, identity), "list"
     if kind == "api:whoami-v2":
         identity = ctx.auth.identify(request.headers.get("authorization"))
         return await api.whoami_v2(ctx, request, identity), "whoami"
@@ -149,6 +149,7 @@ def create_app(settings: ServeSettings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         await ctx.trigger.aclose()
+        ctx.catalog.close()
 
     routes = [
         Route("/healthz", healthz, methods=["GET", "HEAD"]),

@@ -85,6 +85,14 @@ class InvalidCredentials(HFError):
         super().__init__("Invalid credentials in Authorization header")
 
 
+class AuthRequired(HFError):
+    status = 401
+    code = "Unauthorized"
+
+    def __init__(self) -> None:
+        super().__init__("this mirror does not serve anonymous requests: send a mirror token (HF_TOKEN)")
+
+
 class BadRequest(HFError):
     status = 400
     code = "BadRequest"

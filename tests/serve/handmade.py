@@ -55,6 +55,7 @@ def publish(store: Store, repo: RepoRef, files: dict[str, bytes], *, lfs: set[st
         directories=[DirEntry(path=d, oid=hashlib.sha1(d.encode()).hexdigest()) for d in dirs],
     )
     store.put_bytes(commit_key(repo, sha), manifest.to_json())
-    current = refs or Refs(upstream="http://upstream.invalid")
+    current = refs or Refs(upstream="http://upstream.invalid", private=bool((info or {}).get("private", False)),
+                           gated=(info or {}).get("gated", False))
     store.put_bytes(refs_key(repo), current.with_ref("branches", branch, sha).to_json())
     return Published(repo, sha, files, manifest)

@@ -8,6 +8,7 @@ import os
 import pytest
 from starlette.testclient import TestClient
 
+from mirror_core.catalog import build_catalog
 from mirror_core.layout import RepoRef
 from mirror_core.manifest import Refs
 from mirror_core.settings import Settings
@@ -31,6 +32,7 @@ def world(bucket_settings: Settings, store: Store) -> dict[str, Published]:
     ds = publish(store, RepoRef.parse("org/ds", "dataset"), {"data/train.csv": b"a,b\n1,2\n", "README.md": b"# ds\n"})
     gated = publish(store, RepoRef.parse("org/gated"), {"config.json": b"{}"}, info={"gated": "auto"})
     private = publish(store, RepoRef.parse("org/private"), {"config.json": b"{}"}, info={"private": True})
+    build_catalog(bucket_settings, store)
     return {"model": model, "gpt2": canonical, "ds": ds, "gated": gated, "private": private}
 
 
@@ -183,10 +185,12 @@ def test_info_tree_paths_info_refs_commits(client: TestClient, world) -> None:
 
 
 def test_listing_and_auth_check(client: TestClient, world) -> None:
-    ids = [m["id"] for m in client.get("/api/models?search=gated").json()]
-    assert ids == ["org/gated"]
-    assert {m["id"] for m in get_all(client, "/api/models?author=org&limit=100")} == {
-        "org/model", "org/gated"}
+    assert client.get("/api/models?search=gated").json() == []  # restricted: only for granted identities
+    alice = {"Authorization": f"Bearer {TOKEN_ALL}"}
+    assert [m["id"] for m in client.get("/api/models?search=gated", headers=alice).json()] == ["org/gated"]
+    assert {m["id"] for m in get_all(client, "/api/models?author=org&limit=100")} == {"org/model"}
+    assert {m["id"] for m in get_all(client, "/api/models?author=org", headers=alice)} == {
+        "org/model", "org/gated", "org/private"}
     assert [d["id"] for d in client.get("/api/datasets").json()] == ["org/ds"]
     assert client.get("/api/models/org/model/auth-check").status_code == 200
     r = client.get("/api/models/org/gated/auth-check")

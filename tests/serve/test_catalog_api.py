@@ -1,0 +1,187 @@
+"""list_models/list_datasets and model_info(expand=...) from the catalog, compared with the fake hub's own answers.
+
+A real sync fills a bucket of its own, the real catalog build indexes it, `hubmirror serve` answers, and the real
+huggingface_hub client asks both the mirror and the fake hub the same questions: for the mirrored repos the answers
+must be equal (no hand-written catalog rows anywhere).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from huggingface_hub import HfApi
+
+from mirror_core.catalog import build_catalog
+from mirror_core.layout import RepoRef
+from mirror_core.popularity import FIELDS
+from mirror_core.settings import Settings
+from mirror_core.store import Store
+from mirror_core.sync import sync_repo
+from tests.conftest import make_settings
+from tests.fakehub import corpus
+from tests.serve.server import ServeProcess, start_serve
+
+ADMIN = "catalog-admin-token"
+GRANTED = "catalog-granted-token"  # hubmirror-test/* only
+PLAIN = "catalog-plain-token"
+TOKENS = json.dumps([{"token": ADMIN, "name": "admin", "admin": True},
+                     {"token": GRANTED, "name": "granted", "grants": ["hubmirror-test/*"]},
+                     {"token": PLAIN, "name": "plain"}])
+MODELS = [corpus.GATED_MODEL, corpus.PRIVATE_MODEL, corpus.SINGLE_SEGMENT_MODEL, *corpus.TRENDING_MODELS[:12]]
+DATASETS = [corpus.DATASET, *corpus.TRENDING_DATASETS]
+RESTRICTED = {corpus.GATED_MODEL, corpus.PRIVATE_MODEL,
+              *(m for i, m in enumerate(corpus.TRENDING_MODELS[:12]) if i % 8 in (5, 7))}
+
+
+@dataclass
+class Catalogued:
+    settings: Settings
+    serve: ServeProcess
+    hub: object
+
+    def mirror(self, token: str | None = ADMIN) -> HfApi:
+        return HfApi(endpoint=self.serve.url, token=token or False)
+
+    def upstream(self) -> HfApi:
+        return HfApi(endpoint=self.hub.url, token=self.hub.tokens["service"])
+
+
+@pytest.fixture(scope="module")
+def catalogued(s3_server, fakehub) -> Iterator[Catalogued]:
+    settings = make_settings(
+        s3_server, f"catalog-{uuid.uuid4().hex[:12]}", upstream_url=fakehub.url,
+        upstream_token=fakehub.tokens["service"],
+        transfer={"allowed_redirect_hosts": [fakehub.cdn_url.split("://", 1)[1]], "concurrency": 8})
+    Store(settings.s3).ensure_bucket()
+    for repo_id, type_ in [*((m, "models") for m in MODELS), *((d, "datasets") for d in DATASETS),
+                           (corpus.SPACE, "spaces")]:
+        result = sync_repo(settings, RepoRef.parse(repo_id, type_), write_report=False)
+        assert result.ok, result.error
+    build_catalog(settings, Store(settings.s3))
+    serve = start_serve(settings, extra_env={"HUBMIRROR_SERVE_TOKENS": TOKENS, "HUBMIRROR_SERVE_LIST_TTL": "0.5"})
+    yield Catalogued(settings, serve, fakehub)
+    serve.stop()
+
+
+def _same(mirror_items, upstream_items, mirrored: set[str]) -> None:
+    got = list(mirror_items)
+    expected = [m for m in upstream_items if m.id in mirrored]
+    assert [m.id for m in got] == [m.id for m in expected]
+    assert got == expected
+
+
+QUERIES = [
+    {},
+    {"sort": "trending_score"}, {"sort": "downloads"}, {"sort": "likes"}, {"sort": "last_modified"},
+    {"sort": "created_at"},
+    {"search": "model-0"}, {"search": "MODEL-1", "sort": "likes"},
+    {"author": "hubmirror-trending", "sort": "downloads"},
+    {"filter": ["hubmirror-trending", "group-1"]}, {"filter": ["group-2", "license:apache-2.0"], "sort": "likes"},
+    {"filter": "transformers", "sort": "trending_score"},
+    {"pipeline_tag": corpus.PIPELINES[1]},
+    {"gated": True, "sort": "likes"}, {"gated": False, "sort": "created_at"},
+    {"expand": ["downloads", "likes", "trendingScore", "createdAt", "cardData", "tags", "gated"]},
+    {"expand": ["sha", "lastModified", "library_name", "pipeline_tag", "private"], "sort": "trending_score"},
+    {"full": True, "sort": "likes"}, {"cardData": True, "sort": "downloads"},
+]
+
+
+@pytest.mark.parametrize("query", QUERIES, ids=[json.dumps(q, sort_keys=True) for q in QUERIES])
+def test_list_models_equals_the_hub_for_mirrored_repos(catalogued: Catalogued, query: dict) -> None:
+    mirrored = set(MODELS)
+    got = list(catalogued.mirror().list_models(**query))
+    expected = [m for m in catalogued.upstream().list_models(**query) if m.id in mirrored]
+    assert [m.id for m in got] == [m.id for m in expected]
+    if query.get("full"):  # siblings, usedStorage, config: compare what a listing is read for
+        for g, e in zip(got, expected, strict=True):
+            assert (g.sha, g.likes, g.downloads, g.trending_score, g.tags, g.card_data, g.created_at) == (
+                e.sha, e.likes, e.downloads, e.trending_score, e.tags, e.card_data, e.created_at)
+            assert [s.rfilename for s in g.siblings] == [s.rfilename for s in e.siblings]
+    else:
+        assert got == expected
+
+
+@pytest.mark.parametrize("query", [{}, {"sort": "likes"}, {"sort": "downloads"}, {"sort": "trending_score"},
+                                   {"sort": "created_at"}, {"search": "dataset-1"}, {"filter": "format:csv"},
+                                   {"expand": ["downloads", "likes", "cardData", "trendingScore"]}])
+def test_list_datasets_equals_the_hub_for_mirrored_repos(catalogued: Catalogued, query: dict) -> None:
+    got = list(catalogued.mirror().list_datasets(**query))
+    expected = [d for d in catalogued.upstream().list_datasets(**query) if d.id in set(DATASETS)]
+    assert [d.id for d in got] == [d.id for d in expected] and got == expected
+
+
+def test_limit_and_link_paging(catalogued: Catalogued) -> None:
+    everything = [m.id for m in catalogued.mirror().list_models(sort="likes")]
+    assert [m.id for m in catalogued.mirror().list_models(sort="likes", limit=4)] == everything[:4]
+    url = f"{catalogued.serve.url}/api/models?sort=likes&limit=4"
+    pages, ids = 0, []
+    while url:
+        r = httpx.get(url, headers={"Authorization": f"Bearer {ADMIN}"})
+        assert r.status_code == 200
+        ids += [m["id"] for m in r.json()]
+        pages += 1
+        url = r.links.get("next", {}).get("url")
+        assert url is None or url.startswith(catalogued.serve.url)
+    assert ids == everything and pages == -(-len(everything) // 4)
+    ascending = httpx.get(f"{catalogued.serve.url}/api/models?sort=likes&direction=1",
+                          headers={"Authorization": f"Bearer {ADMIN}"}).json()
+    assert [m["id"] for m in ascending] == sorted(everything, key=lambda i: (
+        next(m.likes for m in catalogued.mirror().list_models(search=i, expand=["likes"]) if m.id == i), i))
+
+
+@pytest.mark.parametrize("sort", ["gated", "config", "cardData", "random"])
+def test_unknown_sort_is_a_clear_400(catalogued: Catalogued, sort: str) -> None:
+    r = httpx.get(f"{catalogued.serve.url}/api/models", params={"sort": sort})
+    assert r.status_code == 400 and r.headers["x-error-code"] == "BadRequest"
+    assert sort in r.json()["error"] and "trending_score" in r.json()["error"]
+    for bad in ({"direction": "up"}, {"gated": "maybe"}, {"limit": "ten"}, {"expand": "likes", "full": "true"}):
+        assert httpx.get(f"{catalogued.serve.url}/api/models", params=bad).status_code == 400
+
+
+def test_model_info_expand_equals_the_hub(catalogued: Catalogued) -> None:
+    keys = ["downloads", "likes", "trendingScore", "createdAt", "lastModified", "tags", "cardData",
+            "library_name", "pipeline_tag", "sha"]
+    for repo_id in [corpus.SINGLE_SEGMENT_MODEL, *corpus.TRENDING_MODELS[:4]]:
+        got = catalogued.mirror().model_info(repo_id, expand=keys)
+        assert got == catalogued.upstream().model_info(repo_id, expand=keys)
+        assert got.downloads and got.likes and got.trending_score is not None
+    full = catalogued.mirror(None).model_info(corpus.TRENDING_MODELS[1])
+    truth = catalogued.upstream().model_info(corpus.TRENDING_MODELS[1])
+    assert (full.downloads, full.likes, full.trending_score) == (truth.downloads, truth.likes, truth.trending_score)
+    dataset = catalogued.mirror().dataset_info(corpus.TRENDING_DATASETS[1], expand=["downloads", "likes"])
+    assert dataset == catalogued.upstream().dataset_info(corpus.TRENDING_DATASETS[1], expand=["downloads", "likes"])
+
+
+def test_restricted_repos_are_listed_only_to_granted_identities(catalogued: Catalogued) -> None:
+    everything = set(MODELS)
+    assert {m.id for m in catalogued.mirror(ADMIN).list_models()} == everything
+    assert {m.id for m in catalogued.mirror(None).list_models()} == everything - RESTRICTED
+    assert {m.id for m in catalogued.mirror(PLAIN).list_models()} == everything - RESTRICTED
+    granted = {m.id for m in catalogued.mirror(GRANTED).list_models()}
+    assert granted == everything - RESTRICTED | {corpus.GATED_MODEL, corpus.PRIVATE_MODEL}
+    assert not {m.id for m in catalogued.mirror(None).list_models(gated=True)}
+
+
+def test_popularity_moves_without_a_commit(catalogued: Catalogued) -> None:
+    author = f"pop-{uuid.uuid4().hex[:8]}"
+    hub, store = catalogued.hub, Store(catalogued.settings.s3)
+    for name, likes in (("a", 1), ("b", 2)):
+        hub.create_repo("model", f"{author}/{name}", {"README.md": b"# x\n"}, meta={"likes": likes, "downloads": 5})
+        assert sync_repo(catalogued.settings, RepoRef.parse(f"{author}/{name}"), write_report=False).ok
+    build_catalog(catalogued.settings, store)
+    time.sleep(1)
+    assert [m.id for m in catalogued.mirror().list_models(author=author, sort="likes")] == [
+        f"{author}/b", f"{author}/a"]
+    hub.set_meta("model", f"{author}/a", likes=50)
+    assert sync_repo(catalogued.settings, RepoRef.parse(f"{author}/a"), write_report=False).skipped
+    build_catalog(catalogued.settings, store)
+    time.sleep(1)
+    got = list(catalogued.mirror().list_models(author=author, sort="likes", expand=list(FIELDS)))
+    assert [m.id for m in got] == [f"{author}/a", f"{author}/b"] and got[0].likes == 50
+    assert got == list(catalogued.upstream().list_models(author=author, sort="likes", expand=list(FIELDS)))
