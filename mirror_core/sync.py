@@ -30,6 +30,7 @@ from mirror_core.errors import (
     UpstreamAuthError,
     UpstreamNotFoundError,
 )
+from mirror_core.lastcommit import LastCommit, last_commits
 from mirror_core.layout import RepoRef, commit_key, is_commit_sha, refs_key, validate_revision
 from mirror_core.manifest import REF_KINDS, CommitManifest, DirEntry, FileEntry, LfsInfo, Refs, hf_date, ref_kind
 from mirror_core.popularity import refresh_after_sync
@@ -233,7 +234,14 @@ class RepoSync:
             if manifest is not None:
                 self.learn(manifest)
 
-    def build_manifest(self, sha: str) -> CommitManifest | None:
+    def previous(self, current: Refs | None, target: Target) -> CommitManifest | None:
+        """The manifest this target's ref (else main) published before: per-path lastCommit is inherited from it."""
+        if current is None:
+            return None
+        old = (getattr(current, target.kind).get(target.name) if target.kind else None) or current.branches.get("main")
+        return stored_manifest(self.store, self.repo, old) if old else None
+
+    def build_manifest(self, sha: str, previous: CommitManifest | None = None) -> CommitManifest | None:
         """List the commit upstream, make sure every body is stored and verified, write the manifest."""
         info = trim_info(self.upstream.repo_info(self.repo, sha))
         files, dirs = self.upstream.tree(self.repo, sha)
@@ -246,10 +254,13 @@ class RepoSync:
         sha256s = self.fetch_all(sha, files)
         if sha256s is None:
             return None
+        last = last_commits(self.upstream, self.repo, sha, files, dirs, previous)
         manifest = CommitManifest(
             repo_type=self.repo.type, repo_id=self.repo.repo_id, sha=sha, info=info, commits=commits,
-            files=[_file_entry(f, sha256s[_content_key(f)]) for f in sorted(files, key=lambda f: f.path)],
-            directories=[DirEntry(path=d.path, oid=d.oid) for d in sorted(dirs, key=lambda d: d.path)],
+            files=[_file_entry(f, sha256s[_content_key(f)], last.get(f.path))
+                   for f in sorted(files, key=lambda f: f.path)],
+            directories=[DirEntry(path=d.path, oid=d.oid, last_commit=last.get(d.path))
+                         for d in sorted(dirs, key=lambda d: d.path)],
             upstream=self.settings.upstream_url,
         )
         key = commit_key(self.repo, sha)
@@ -319,9 +330,9 @@ def _content_key(f: UpstreamFile) -> tuple[str, str]:
     return ("sha256", f.lfs_sha256) if f.lfs_sha256 else ("oid", f.oid)
 
 
-def _file_entry(f: UpstreamFile, sha256: str) -> FileEntry:
+def _file_entry(f: UpstreamFile, sha256: str, last_commit: LastCommit | None = None) -> FileEntry:
     lfs = LfsInfo(pointer_size=f.pointer_size or 0) if f.lfs_sha256 else None
-    return FileEntry(path=f.path, size=f.size, sha256=sha256, oid=f.oid, lfs=lfs)
+    return FileEntry(path=f.path, size=f.size, sha256=sha256, oid=f.oid, lfs=lfs, last_commit=last_commit)
 
 
 def sync_repo(settings: Settings, repo: RepoRef, revisions: list[str] | None = None, *,
@@ -424,7 +435,7 @@ def _sync(settings: Settings, store: Store, upstream: Upstream, repo: RepoRef, r
         all_current = False
         if not state.learned_published:
             state.learn_published(current, published)
-        manifest = state.build_manifest(sha)
+        manifest = state.build_manifest(sha, state.previous(current, target))
         if manifest is None:
             failed.add(sha)
         else:

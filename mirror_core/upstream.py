@@ -235,6 +235,27 @@ class Upstream:
                 raise UpstreamError(f"{what}: malformed entry {str(entry)[:200]!r} ({exc!r})") from None
         return files, dirs
 
+    def last_commits(self, repo: RepoRef, sha: str, paths: list[str], batch: int = 50) -> dict[str, dict]:
+        """path -> {"id","title","date"} of the newest commit touching it, from the upstream's expanded
+        paths-info (`expand=true`), `batch` paths per call (the Hub's page size for expanded listings)."""
+        url = self.api_url(repo, "paths-info", quote(sha, safe=""))
+        found: dict[str, dict] = {}
+        for start in range(0, len(paths), batch):
+            chunk = paths[start:start + batch]
+            what = f"paths-info of {repo}@{sha[:12]} ({len(chunk)} paths)"
+
+            def post(chunk: list[str] = chunk) -> Any:
+                response = get_session().post(url, data={"paths": chunk, "expand": "true"}, headers=self.headers(),
+                                              timeout=self.timeout)
+                hf_raise_for_status(response)
+                return response.json()
+
+            for entry in self.call(what, post):
+                last = entry.get("lastCommit") if isinstance(entry, dict) else None
+                if isinstance(last, dict) and isinstance(last.get("id"), str):
+                    found[entry["path"]] = {k: last[k] for k in ("id", "title", "date") if k in last}
+        return found
+
     def commits(self, repo: RepoRef, sha: str) -> list[dict]:
         """The commit log reachable from a commit, newest first, as the upstream's JSON."""
         url = self.api_url(repo, "commits", quote(sha, safe=""))

@@ -90,15 +90,22 @@ def _last_commit(view: ManifestView) -> dict[str, Any]:
     return {"id": view.sha, "title": "", "date": info.get("lastModified")}
 
 
-def entry_json(entry: FileEntry | DirEntry, last_commit: dict[str, Any] | None = None) -> dict[str, Any]:
+def path_last_commit(entry: FileEntry | DirEntry, head: dict[str, Any]) -> dict[str, Any]:
+    """The last commit that touched a path, as recorded at sync time; the answered commit if none was."""
+    last = entry.last_commit
+    return {"id": last.id, "title": last.title, "date": last.date} if last is not None else head
+
+
+def entry_json(entry: FileEntry | DirEntry, head: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A tree/paths-info entry; with `head` (expand=true) it carries the path's own lastCommit."""
     if isinstance(entry, DirEntry):
         out: dict[str, Any] = {"type": "directory", "oid": entry.oid, "path": entry.path}
     else:
         out = {"type": "file", "oid": entry.oid, "size": entry.size, "path": entry.path}
         if entry.lfs is not None:
             out["lfs"] = {"oid": entry.sha256, "size": entry.size, "pointerSize": entry.lfs.pointer_size}
-    if last_commit is not None:
-        out["lastCommit"] = last_commit
+    if head is not None:
+        out["lastCommit"] = path_last_commit(entry, head)
     return out
 
 

@@ -185,3 +185,33 @@ def test_popularity_moves_without_a_commit(catalogued: Catalogued) -> None:
     got = list(catalogued.mirror().list_models(author=author, sort="likes", expand=list(FIELDS)))
     assert [m.id for m in got] == [f"{author}/a", f"{author}/b"] and got[0].likes == 50
     assert got == list(catalogued.upstream().list_models(author=author, sort="likes", expand=list(FIELDS)))
+
+
+def _last_commits(api: HfApi, repo_id: str) -> dict[str, tuple]:
+    return {e.path: (e.last_commit.oid, e.last_commit.title, e.last_commit.date)
+            for e in api.list_repo_tree(repo_id, recursive=True, expand=True)}
+
+
+def test_tree_last_commit_is_per_path_and_inherited_incrementally(catalogued: Catalogued) -> None:
+    hub, repo_id = catalogued.hub, f"lastcommit-{uuid.uuid4().hex[:8]}/m"
+    repo = RepoRef.parse(repo_id)
+    hub.create_repo("model", repo_id, {"a.txt": b"a1", "sub/b.txt": b"b1", "sub/c.txt": b"c1"})
+    hub.commit("model", repo_id, {"sub/b.txt": b"b2"}, message="change b")
+    hub.commit("model", repo_id, {"d.txt": b"d1"}, message="add d")
+    assert sync_repo(catalogued.settings, repo, write_report=False).ok
+    upstream = _last_commits(catalogued.upstream(), repo_id)
+    assert len({c[0] for c in upstream.values()}) == 3  # three different last commits among the paths
+    time.sleep(0.6)
+    assert _last_commits(catalogued.mirror(), repo_id) == upstream
+
+    hub.commit("model", repo_id, {"a.txt": b"a2"}, message="change a")
+    before = len(hub.requests())
+    assert sync_repo(catalogued.settings, repo, write_report=False).ok
+    asked = [r for r in hub.requests()[before:] if "/paths-info/" in r["path"]]
+    assert len(asked) == 1  # only a.txt changed: every other path inherited its lastCommit
+    time.sleep(6)  # refs TTL
+    upstream = _last_commits(catalogued.upstream(), repo_id)
+    assert _last_commits(catalogued.mirror(), repo_id) == upstream
+    infos = catalogued.mirror().get_paths_info(repo_id, ["a.txt", "sub", "sub/c.txt"], expand=True)
+    assert {i.path: (i.last_commit.oid, i.last_commit.title) for i in infos} == {
+        p: upstream[p][:2] for p in ("a.txt", "sub", "sub/c.txt")}
