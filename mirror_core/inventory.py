@@ -25,6 +25,7 @@ from mirror_core.layout import (
     repos_prefix,
     sha256_from_blob_key,
     sha_from_commit_key,
+    unmirrored_key,
 )
 from mirror_core.manifest import CommitManifest, Refs
 from mirror_core.store import ObjectInfo, Store
@@ -41,6 +42,7 @@ class RepoObjects:
     repo: RepoRef
     refs: ObjectInfo | None = None
     meta: ObjectInfo | None = None  # the popularity snapshot (mirror_core.popularity)
+    unmirrored: dict[str, ObjectInfo] = field(default_factory=dict)  # sha -> record of bodies left out
     manifests: dict[str, ObjectInfo] = field(default_factory=dict)
 
     def manifest_key(self, sha: str) -> str:
@@ -72,6 +74,8 @@ def list_repos(store: Store) -> RepoListing:
                 entry.refs = obj
             elif obj.key == repo_meta_key(repo):
                 entry.meta = obj
+            elif "/unmirrored/" in obj.key and obj.key == unmirrored_key(repo, sha := obj.key[-45:-5]):
+                entry.unmirrored[sha] = obj
             elif commit_key(repo, sha := sha_from_commit_key(obj.key)) == obj.key:
                 entry.manifests[sha] = obj
             else:

@@ -41,7 +41,12 @@ out = Console(highlight=False, soft_wrap=True)
 
 def _plans(args: argparse.Namespace, settings: Settings, store: Store) -> list[RepoPlan]:
     revisions = check_revisions(args.revision)
-    plans = [RepoPlan(repo_id, args.type, revisions, source="request") for repo_id in args.repo_ids]
+    configured = {r.repo: r for r in settings.selection.repos}  # a configured entry lends its allow/ignore patterns
+    plans = []
+    for repo_id in args.repo_ids:
+        entry = configured.get(RepoRef.parse(repo_id, args.type))
+        plans.append(RepoPlan(repo_id, args.type, revisions, entry.allow_patterns if entry else None,
+                              entry.ignore_patterns if entry else None, source="request"))
     if args.all:
         known = {p.repo for p in plans}
         plans += [p for p in plan(settings, store) if p.repo not in known]

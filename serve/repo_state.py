@@ -31,6 +31,7 @@ from mirror_core.layout import (
     sha_from_commit_key,
 )
 from mirror_core.manifest import CommitManifest, DirEntry, FileEntry, Refs, resolve_short_sha
+from mirror_core.mirrored import read_unmirrored
 from mirror_core.store import Store
 from serve import metrics
 from serve.errors import InternalError, RevisionNotFound, ServiceUnavailable
@@ -54,6 +55,8 @@ class ManifestView:
     _children: dict[str, list[Entry]] | None = field(default=None, repr=False)
     _ordered: list[Entry] | None = field(default=None, repr=False)
     headers: dict[str, list[tuple[bytes, bytes]]] = field(default_factory=dict, repr=False)  # resolve's, per path
+    unmirrored: frozenset[str] = frozenset()  # files whose bodies sync patterns left out (mirror_core.mirrored)
+    unmirrored_expires: float = 0.0  # a later sync may complete the commit: re-read the record after this
 
     @classmethod
     def build(cls, manifest: CommitManifest) -> ManifestView:
@@ -256,8 +259,18 @@ class RepoState:
             view = await anyio.to_thread.run_sync(lambda: ManifestView.build(CommitManifest.from_json(data)))
         except ValidationError as exc:
             raise InternalError(f"manifest {sha} of {repo} is malformed; run `hubmirror verify`") from exc
+        view.unmirrored = await self.run(read_unmirrored, self.store, repo, sha)
+        view.unmirrored_expires = time.monotonic() + self.refs_ttl
         self._manifests.put((repo, sha), view)
         return view
+
+    async def unmirrored(self, repo: RepoRef, view: ManifestView) -> frozenset[str]:
+        """The commit's files without a body in the bucket, re-read behind the refs TTL while there are any."""
+        if view.unmirrored and view.unmirrored_expires < time.monotonic():
+            view.unmirrored = await self._once(("unmirrored", repo, view.sha),
+                                               lambda: self.run(read_unmirrored, self.store, repo, view.sha))
+            view.unmirrored_expires = time.monotonic() + self.refs_ttl
+        return view.unmirrored
 
     # -- revisions ---------------------------------------------------------------------------
 
