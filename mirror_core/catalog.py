@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mirror_core.inventory import RepoObjects, list_repos, read_manifest, read_many, read_refs
+from mirror_core.history import list_jobs, read_jobs, repo_outcomes
+from mirror_core.inventory import RepoListing, RepoObjects, list_blobs, list_repos, read_manifest, read_many, read_refs
 from mirror_core.layout import CATALOG_LATEST, CATALOG_PREFIX, blob_key, catalog_key, repo_type
 from mirror_core.manifest import CommitManifest, Refs, hf_date
 from mirror_core.popularity import RepoMeta, read_meta
@@ -30,6 +31,7 @@ from mirror_core.store import Store
 
 CATALOG_FORMAT = 2
 README_MAX_BYTES = 512 * 1024
+RUNS_READ = 500  # sync reports read per build for the per-repo last outcome (older ones are superseded anyway)
 SNAPSHOTS_KEPT = 5  # older snapshots are deleted; a reader mid-download of one simply retries with latest
 SORTS = {
     "updated": "coalesce(r.last_modified, r.mirrored_at) DESC, r.repo_id",
@@ -78,6 +80,11 @@ CREATE TABLE repos (
     info TEXT NOT NULL,
     siblings TEXT NOT NULL,
     popularity_at TEXT,
+    upstream TEXT NOT NULL,
+    sync_ok INTEGER,
+    sync_error TEXT,
+    sync_started TEXT,
+    sync_ended TEXT,
     branches TEXT NOT NULL,
     tag_refs TEXT NOT NULL,
     readme TEXT NOT NULL,
@@ -111,6 +118,11 @@ class CatalogRow:
     trending_score: float
     created_at: str
     popularity_at: str | None  # when the popularity snapshot was taken; None: the repo has none yet
+    upstream: str
+    sync_ok: bool | None  # the newest sync run report's verdict for the repo (None: no report found)
+    sync_error: str | None
+    sync_started: str | None
+    sync_ended: str | None
     branches: dict[str, str]
     tag_refs: dict[str, str]
     snippet: str | None = None  # README excerpt around the search words, when searching text
@@ -187,7 +199,7 @@ def _row(manifest: CommitManifest, refs: Refs, revision: str, meta: RepoMeta | N
         "trending_score": float(info.get("trendingScore") or 0), "created_at": str(info.get("createdAt") or ""),
         "gated_value": json.dumps(gated if gated is not None else False), "info": info,
         "siblings": [f.path for f in manifest.files],
-        "popularity_at": hf_date(meta.fetched_at) if meta else None,
+        "popularity_at": hf_date(meta.fetched_at) if meta else None, "upstream": refs.upstream,
         "branches": refs.branches, "tag_refs": refs.tags,
     }
 
@@ -206,8 +218,9 @@ def _readme(store: Store, manifest: CommitManifest) -> str:
         response.release_conn()
 
 
-def write_catalog(path: Path, entries: Iterable[tuple[dict[str, Any], str]], built_at: datetime) -> int:
-    """Write a fresh catalog file from (row, readme) pairs; returns the number of repos."""
+def write_catalog(path: Path, entries: Iterable[tuple[dict[str, Any], str]], built_at: datetime,
+                  stats: dict[str, Any] | None = None) -> int:
+    """Write a fresh catalog file from (row, readme) pairs and bucket-wide `stats`; returns the number of repos."""
     db = sqlite3.connect(path)
     try:
         db.executescript(SCHEMA)
@@ -223,7 +236,8 @@ def write_catalog(path: Path, entries: Iterable[tuple[dict[str, Any], str]], bui
                        (cur.lastrowid, row["repo_id"], " ".join(tags), readme))
             count += 1
         db.executemany("INSERT INTO meta VALUES (?, ?)", [
-            ("format", str(CATALOG_FORMAT)), ("built_at", hf_date(built_at)), ("repos", str(count))])
+            ("format", str(CATALOG_FORMAT)), ("built_at", hf_date(built_at)), ("repos", str(count)),
+            *((k, json.dumps(v)) for k, v in (stats or {}).items())])
         db.commit()
         db.execute("VACUUM")
     finally:
@@ -239,14 +253,21 @@ def build_catalog(settings: Settings, store: Store, *, now: datetime | None = No
     them in detail); one bad repo never blocks the catalog of the others.
     """
     built_at = now or datetime.now(UTC)
-    published = {str(o.repo): o for o in list_repos(store).repos.values() if o.refs is not None}
+    listing = list_repos(store)
+    published = {str(o.repo): o for o in listing.repos.values() if o.refs is not None}
     results, errors = read_many(published, lambda name: _entry(store, published[name]))
     entries = [r for r in results.values() if r is not None]
     problems = [f"{name}: {errors[name]}" for name in sorted(errors)]
+    stats, outcomes = bucket_stats(store, listing), _outcomes(store)
+    for row, _ in entries:
+        outcome = outcomes.get((row["repo_type"], row["repo_id"])) or {}
+        row.update(sync_ok=None if "ok" not in outcome else int(outcome["ok"]), sync_error=outcome.get("error"),
+                   sync_started=outcome.get("started"), sync_ended=outcome.get("ended"))
     key = catalog_key(built_at)
     with tempfile.TemporaryDirectory(prefix="hubmirror-catalog-") as tmp:
         path = Path(tmp) / "catalog.sqlite"
-        count = write_catalog(path, sorted(entries, key=lambda e: (e[0]["repo_type"], e[0]["repo_id"])), built_at)
+        count = write_catalog(path, sorted(entries, key=lambda e: (e[0]["repo_type"], e[0]["repo_id"])), built_at,
+                              stats)
         size = path.stat().st_size
         with path.open("rb") as fh:
             store.put_stream(key, fh, size, "application/vnd.sqlite3")
@@ -254,6 +275,24 @@ def build_catalog(settings: Settings, store: Store, *, now: datetime | None = No
                                     "repos": count, "size": size, "problems": problems})
     _prune(store, keep=key)
     return key
+
+
+def bucket_stats(store: Store, listing: RepoListing) -> dict[str, Any]:
+    """Bucket-wide figures for /api/cache/stats: logical bytes (every retained manifest's files) against stored
+    bytes (distinct bodies), i.e. what deduplication saves."""
+    manifests, _ = read_many(listing.manifest_keys(), lambda key: read_manifest(store, key))
+    blobs, _ = list_blobs(store)
+    updated = [o.refs.last_modified for o in listing.repos.values() if o.refs and o.refs.last_modified]
+    return {"manifests": len(manifests), "files": sum(len(m.files) for m in manifests.values()),
+            "logical_bytes": sum(m.total_size for m in manifests.values()), "blobs": len(blobs),
+            "stored_bytes": sum(b.size for b in blobs.values()),
+            "last_sync": hf_date(max(updated)) if updated else None}
+
+
+def _outcomes(store: Store) -> dict[tuple[str, str], dict[str, Any]]:
+    """The newest sync outcome per repo, from the most recent RUNS_READ sync reports."""
+    jobs = [j for j in list_jobs(store) if j.kind == "sync"][:RUNS_READ]
+    return repo_outcomes(list(read_jobs(store, jobs).values()))
 
 
 def _prune(store: Store, keep: str) -> None:
@@ -315,6 +354,16 @@ class Catalog:
 
     def meta(self) -> dict[str, str]:
         return dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+
+    def stats(self) -> dict[str, Any]:
+        """The bucket-wide figures recorded at build time, plus repos per type."""
+        out: dict[str, Any] = {}
+        for key, value in self.meta().items():
+            if key not in ("format", "built_at", "repos"):
+                out[key] = json.loads(value)
+        out["repos"] = dict(self._db.execute("SELECT repo_type, count(*) FROM repos GROUP BY repo_type").fetchall())
+        out["built_at"] = self.meta().get("built_at")
+        return out
 
     def search(self, text: str | None = None, *, sort: str = "updated", limit: int = 50, offset: int = 0,
                **filters: Any) -> list[CatalogRow]:
@@ -416,6 +465,7 @@ class Catalog:
     @staticmethod
     def _where(text: str | None = None, *, author: str | None = None, tags: Sequence[str] = (),
                type: str | None = None, library: str | None = None, pipeline: str | None = None,
+               gated: bool | None = None,
                min_size: int | None = None, max_size: int | None = None,
                restricted: bool | Iterable[str] = True) -> tuple[bool, list[str], list[Any]]:
         where: list[str] = []
@@ -438,6 +488,8 @@ class Catalog:
         for tag in tags:
             where.append("EXISTS (SELECT 1 FROM repo_tags t WHERE t.repo = r.id AND t.tag = ?)")
             params.append(tag)
+        if gated is not None:
+            where.append("r.gated IS NOT NULL" if gated else "r.gated IS NULL")
         if min_size is not None:
             where.append("r.total_size >= ?")
             params.append(min_size)
@@ -462,6 +514,9 @@ class Catalog:
             tags=json.loads(data["tags"]), library=data["library"], pipeline=data["pipeline"],
             gated=data["gated"], private=bool(data["private"]), restricted=bool(data["restricted"]),
             downloads=data["downloads"], likes=data["likes"], trending_score=data["trending_score"],
-            created_at=data["created_at"], popularity_at=data["popularity_at"], branches=json.loads(data["branches"]),
+            created_at=data["created_at"], popularity_at=data["popularity_at"],
+            upstream=data["upstream"], sync_ok=None if data["sync_ok"] is None else bool(data["sync_ok"]),
+            sync_error=data["sync_error"],
+            sync_started=data["sync_started"], sync_ended=data["sync_ended"], branches=json.loads(data["branches"]),
             tag_refs=json.loads(data["tag_refs"]), snippet=data["snippet"],
         )

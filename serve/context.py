@@ -3,6 +3,7 @@ apply the access rules, or answer RepoNotFound (and ask Airflow to sync it, if c
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,7 @@ class AppContext:
     auth: Auth
     trigger: AirflowTrigger
     catalog: CatalogCache = field(init=False)
+    requested: Counter[RepoRef] = field(default_factory=Counter)  # resolve requests per repo, this process
 
     def __post_init__(self) -> None:
         self.catalog = CatalogCache(self.state, self.settings.list_ttl)

@@ -8,6 +8,7 @@ must be equal (no hand-written catalog rows anywhere).
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
 from collections.abc import Iterator
@@ -215,3 +216,117 @@ def test_tree_last_commit_is_per_path_and_inherited_incrementally(catalogued: Ca
     infos = catalogued.mirror().get_paths_info(repo_id, ["a.txt", "sub", "sub/c.txt"], expand=True)
     assert {i.path: (i.last_commit.oid, i.last_commit.title) for i in infos} == {
         p: upstream[p][:2] for p in ("a.txt", "sub", "sub/c.txt")}
+
+
+# -- mirror APIs ------------------------------------------------------------------------------------
+
+def _get(catalogued: Catalogued, path: str, token: str | None = ADMIN, **params) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.get(f"{catalogued.serve.url}{path}", params=params, headers=headers, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def with_history(catalogued: Catalogued) -> dict:
+    """A trending refresh, a sync run with a gated repo, a failed run and a repo with a distinctive README."""
+    from mirror_core.trending import refresh_trending
+
+    settings, hub = catalogued.settings, catalogued.hub
+    store = Store(settings.s3)
+    trending_settings = settings.model_copy(update={"selection": settings.selection.model_copy(update={
+        "trending": settings.selection.trending.model_copy(update={
+            "models": settings.selection.trending.models.model_copy(update={"top": 8, "include_gated": True})})})})
+    snapshot = refresh_trending(trending_settings, store)
+    unique = f"readme-{uuid.uuid4().hex[:6]}"
+    hub.create_repo("model", f"{unique}/words", {"README.md": b"# Words\nThe zanzibarian lexicon of sea shanties.\n",
+                                                 "weights.bin": b"w" * 70_000})
+    ok = sync_repo(settings, RepoRef.parse(f"{unique}/words"), run_id=f"sync-{unique}")
+    gated = sync_repo(settings, RepoRef.parse(corpus.TRENDING_MODELS[5]), run_id=f"sync-{unique}-gated")
+    failed = sync_repo(settings, RepoRef.parse(corpus.TRENDING_MODELS[0]), ["no-such-branch"],
+                       run_id=f"sync-{unique}-failed")
+    assert ok.ok and gated.ok and not failed.ok
+    build_catalog(settings, store)
+    time.sleep(1)
+    return {"snapshot": snapshot, "readme_repo": f"{unique}/words", "runs": (ok, gated, failed)}
+
+
+def test_cache_stats(catalogued: Catalogued, with_history: dict) -> None:
+    store = Store(catalogued.settings.s3)
+    path = f"/{with_history['readme_repo']}/resolve/main/README.md"
+    for _ in range(3):
+        assert httpx.get(f"{catalogued.serve.url}{path}").status_code == 200
+    stats = _get(catalogued, "/api/cache/stats").json()
+    blobs = [o for o in store.list("blobs/")]
+    assert stats["stored_bytes"] == sum(o.size for o in blobs) and stats["blobs"] == len(blobs)
+    assert stats["logical_bytes"] >= stats["stored_bytes"] > 0
+    assert stats["dedup_ratio"] == round(stats["logical_bytes"] / stats["stored_bytes"], 3)
+    assert stats["repos"]["total"] == sum(v for k, v in stats["repos"].items() if k != "total")
+    assert stats["most_requested"][0] == {"type": "model", "id": with_history["readme_repo"], "requests": 3}
+    anonymous = _get(catalogued, "/api/cache/stats", None).json()
+    assert anonymous["repos"]["total"] == stats["repos"]["total"] - len(RESTRICTED)
+    assert stats["last_sync"].endswith("Z") and stats["catalog_built_at"].endswith("Z")
+
+
+def test_cache_repos_search_filters_sort_paging(catalogued: Catalogued, with_history: dict) -> None:
+    hits = _get(catalogued, "/api/cache/repos", search="zanzibarian").json()
+    assert [i["id"] for i in hits["items"]] == [with_history["readme_repo"]]  # README full text
+    assert "zanzibarian" in hits["items"][0]["snippet"].lower()
+    by_likes = _get(catalogued, "/api/cache/repos", type="model", sort="likes", limit=5).json()
+    likes = [i["likes"] for i in by_likes["items"]]
+    assert likes == sorted(likes, reverse=True) and len(likes) == 5
+    assert by_likes["pagination"]["limit"] == 5 and by_likes["pagination"]["pages"] == math.ceil(
+        by_likes["pagination"]["total"] / 5)
+    second = _get(catalogued, "/api/cache/repos", type="model", sort="likes", limit=5, page=2).json()
+    assert not {i["id"] for i in second["items"]} & {i["id"] for i in by_likes["items"]}
+    sized = _get(catalogued, "/api/cache/repos", sizeGte=60_000, sizeLte=80_000).json()["items"]
+    assert with_history["readme_repo"] in {i["id"] for i in sized}
+    assert all(60_000 <= i["size"] <= 80_000 for i in sized)
+    tagged = _get(catalogued, "/api/cache/repos", tag=["group-1", "hubmirror-trending"]).json()["items"]
+    assert tagged and all({"group-1", "hubmirror-trending"} <= set(i["tags"]) for i in tagged)
+    gated = _get(catalogued, "/api/cache/repos", gated="true", limit=100).json()["items"]
+    assert gated and all(i["gated"] for i in gated)
+    assert not _get(catalogued, "/api/cache/repos", None, gated="true", limit=100).json()["items"]
+    datasets = _get(catalogued, "/api/cache/repos", type="dataset", limit=100).json()["items"]
+    assert {i["id"] for i in datasets} == set(DATASETS)
+    for bad in ({"sort": "bogus"}, {"limit": "500"}, {"page": "0"}, {"type": "car"}, {"sizeGte": "big"}):
+        r = _get(catalogued, "/api/cache/repos", **bad)
+        assert r.status_code == 400 and r.headers["x-error-code"] == "BadRequest", bad
+
+
+def test_jobs_and_their_models(catalogued: Catalogued, with_history: dict) -> None:
+    unique = with_history["readme_repo"].split("/")[0]
+    listed = _get(catalogued, "/api/jobs", limit=50).json()
+    ids = [j["id"] for j in listed["items"]]
+    trending_id = next(i for i in ids if i.startswith("trending-"))
+    failed = next(j for j in listed["items"] if j["id"].startswith(f"sync-{unique}-failed"))
+    assert failed["status"] == "failed" and failed["errors"] and failed["kind"] == "sync"
+    assert listed["pagination"]["total"] >= 4 and _get(catalogued, "/api/jobs", limit=51).status_code == 400
+    assert [j["id"] for j in _get(catalogued, "/api/jobs", limit=1, page=2).json()["items"]] == ids[1:2]
+    gated_job = next(i for i in ids if i.startswith(f"sync-{unique}-gated"))
+    detail = _get(catalogued, f"/api/jobs/{gated_job}").json()
+    assert detail["status"] == "success" and [r["id"] for r in detail["repos"]] == [corpus.TRENDING_MODELS[5]]
+    assert _get(catalogued, f"/api/jobs/{gated_job}", None).json()["repos"] == []  # restricted: not to anonymous
+    assert _get(catalogued, "/api/jobs/nope-123").status_code == 404
+
+    models = _get(catalogued, f"/api/jobs/{trending_id}/models", limit=50).json()
+    assert [m["id"] for m in models["items"]] == [c["id"] for c in with_history["snapshot"].considered]
+    by_likes = _get(catalogued, f"/api/jobs/{trending_id}/models", sort="likes").json()["items"]
+    assert [m["likes"] for m in by_likes] == sorted((m["likes"] for m in by_likes), reverse=True)
+    anonymous = {m["id"] for m in _get(catalogued, f"/api/jobs/{trending_id}/models", None).json()["items"]}
+    assert anonymous == {c["id"] for c in with_history["snapshot"].considered if not c["gated"]}
+    found = _get(catalogued, f"/api/jobs/{trending_id}/models", search="model-03").json()["items"]
+    assert [m["id"] for m in found] == [corpus.TRENDING_MODELS[3]]
+    small = _get(catalogued, f"/api/jobs/{trending_id}/models", sizeLte=1).json()["items"]
+    assert small == []
+    assert _get(catalogued, f"/api/jobs/{gated_job}/models").status_code == 400
+
+
+def test_mirror_status_is_tunasync_like(catalogued: Catalogued, with_history: dict) -> None:
+    status = {s["id"]: s for s in _get(catalogued, "/api/mirror/status").json()}
+    ok = status[with_history["readme_repo"]]
+    assert ok["status"] == "success" and ok["last_update"].endswith("Z") and ok["size_bytes"] > 70_000
+    assert ok["last_started"] and ok["last_ended"] and ok["next_schedule"] and ok["upstream"] == catalogued.hub.url
+    assert isinstance(ok["last_update_ts"], int) and ok["name"] == f"models/{with_history['readme_repo']}"
+    failed = status[corpus.TRENDING_MODELS[0]]
+    assert failed["status"] == "failed" and "no-such-branch" in failed["error"]
+    anonymous = {s["id"] for s in _get(catalogued, "/api/mirror/status", None).json()}
+    assert corpus.GATED_MODEL not in anonymous and corpus.TRENDING_MODELS[0] in anonymous
