@@ -59,7 +59,7 @@ def visibility(catalog: Catalog | None, identity: Identity) -> Callable[[str, st
     return visible
 
 
-def _int(q: Any, name: str, default: int | None, low: int = 0, high: int | None = None) -> int | None:
+def int_param(q: Any, name: str, default: int | None, low: int = 0, high: int | None = None) -> int | None:
     raw = q.get(name)
     if raw is None or raw == "":
         return default
@@ -70,14 +70,14 @@ def _int(q: Any, name: str, default: int | None, low: int = 0, high: int | None 
 
 
 def _paging(q: Any, default: int, high: int) -> tuple[int, int]:
-    return _int(q, "page", 1, 1) or 1, _int(q, "limit", default, 1, high) or default
+    return int_param(q, "page", 1, 1) or 1, int_param(q, "limit", default, 1, high) or default
 
 
 def _pagination(page: int, limit: int, total: int) -> dict[str, int]:
     return {"page": page, "limit": limit, "total": total, "pages": max(1, math.ceil(total / limit))}
 
 
-def _gated_param(q: Any) -> bool | None:
+def gated_param(q: Any) -> bool | None:
     value = q.get("gated")
     if value is None or value == "":
         return None
@@ -134,15 +134,16 @@ async def cache_repos(ctx: AppContext, request: Request, identity: Identity, cat
         return json_response({"items": [], "pagination": _pagination(page, limit, 0)})
     allowed = True if identity.admin else [i for t, i in catalog.restricted_ids()
                                            if identity.granted(RepoRef.parse(i, t))]
-    filters = {"type": repo_type, "tags": [t for t in q.getlist("tag") if t], "gated": _gated_param(q),
-               "min_size": _int(q, "sizeGte", None), "max_size": _int(q, "sizeLte", None), "restricted": allowed}
+    filters = {"type": repo_type, "tags": [t for t in q.getlist("tag") if t], "gated": gated_param(q),
+               "min_size": int_param(q, "sizeGte", None), "max_size": int_param(q, "sizeLte", None),
+               "restricted": allowed}
     text = q.get("search") or None
     total = catalog.count(text, **filters)
     rows = catalog.search(text, sort=sort, limit=limit, offset=(page - 1) * limit, **filters)
     return json_response({"items": [repo_json(r) for r in rows], "pagination": _pagination(page, limit, total)})
 
 
-def _job_summary(job: JobRef, doc: dict[str, Any], visible: Callable[[str, str, bool | None], bool],
+def job_summary(job: JobRef, doc: dict[str, Any], visible: Callable[[str, str, bool | None], bool],
                  hidden_ids: list[str]) -> dict[str, Any]:
     if job.kind == "trending":
         considered = [c for c in doc.get("considered") or []
@@ -167,7 +168,7 @@ def _plural(type_: Any) -> str:
     return {"model": "models", "dataset": "datasets", "space": "spaces"}.get(type_, type_ or "models")
 
 
-def _hidden_ids(catalog: Catalog | None, identity: Identity) -> list[str]:
+def hidden_ids(catalog: Catalog | None, identity: Identity) -> list[str]:
     if catalog is None or identity.admin:
         return []
     return [i for t, i in catalog.restricted_ids() if not identity.granted(RepoRef.parse(i, t))]
@@ -184,8 +185,8 @@ async def jobs(ctx: AppContext, request: Request, identity: Identity, catalog: C
     every = [j for j in await _jobs(ctx) if kind is None or j.kind == kind]
     chosen = every[(page - 1) * limit: page * limit]
     docs = await ctx.state.run(read_jobs, ctx.store, chosen)
-    visible, hidden = visibility(catalog, identity), _hidden_ids(catalog, identity)
-    items = [_job_summary(j, docs[j.id], visible, hidden) for j in chosen if j.id in docs]
+    visible, hidden = visibility(catalog, identity), hidden_ids(catalog, identity)
+    items = [job_summary(j, docs[j.id], visible, hidden) for j in chosen if j.id in docs]
     return json_response({"items": items, "pagination": _pagination(page, limit, len(every))})
 
 
@@ -200,7 +201,7 @@ async def _job(ctx: AppContext, job_id: str) -> tuple[JobRef, dict[str, Any]]:
 async def job(ctx: AppContext, request: Request, identity: Identity, catalog: Catalog | None) -> Response:
     found, doc = await _job(ctx, request.path_params["job_id"])
     visible = visibility(catalog, identity)
-    out = _job_summary(found, doc, visible, _hidden_ids(catalog, identity))
+    out = job_summary(found, doc, visible, hidden_ids(catalog, identity))
     if found.kind != "trending" and isinstance(doc.get("repos"), list):
         out["repos"] = [{"type": r.get("repo_type", "")[:-1], "id": r.get("repo_id"), "ok": r.get("ok"),
                          "error": r.get("error"), "files_fetched": r.get("files_fetched"),
@@ -219,7 +220,7 @@ async def job_models(ctx: AppContext, request: Request, identity: Identity, cata
     sort = q.get("sort") or "trending"
     if sort not in JOB_SORTS:
         raise BadRequest(f"cannot sort by {sort[:40]!r}: use one of {', '.join(JOB_SORTS)}")
-    low, high = _int(q, "sizeGte", None), _int(q, "sizeLte", None)
+    low, high = int_param(q, "sizeGte", None), int_param(q, "sizeLte", None)
     visible = visibility(catalog, identity)
     rows = {(r.repo_type, r.repo_id): r for r in catalog.search(limit=10**9)} if catalog else {}
     text = q.get("search") or None
