@@ -79,3 +79,4 @@ def test_cli_sync_of_a_named_repo_applies_its_configured_patterns(hub, make) -> 
     args = argparse.Namespace(repo_ids=[repo.repo_id], type="model", revision=None, all=False, force=False)
     assert run_sync(args, settings) == 0
     assert read_unmirrored(Store(settings.s3), repo, sha) == {"pytorch_model.bin"}
+    assert Store(settings.s3).get_json("state/catalog/latest.json")["repos"] == 1  # the CLI rebuilds the catalog
