@@ -48,7 +48,7 @@ HUB_SORTS = {
     "trendingScore": "r.trending_score",
     "downloads": "r.downloads",
     "likes": "r.likes",
-    "lastModified": "coalesce(r.last_modified, '')",
+    "lastModified": "r.last_modified",
     "createdAt": "r.created_at",
 }
 _WORD_RE = re.compile(r"\w+", re.UNICODE)
@@ -87,12 +87,18 @@ CREATE TABLE repos (
     sync_ended TEXT,
     branches TEXT NOT NULL,
     tag_refs TEXT NOT NULL,
-    readme TEXT NOT NULL,
     UNIQUE (repo_type, repo_id)
 );
+CREATE INDEX repos_restricted ON repos (restricted, repo_type, repo_id);
+CREATE INDEX repos_trending ON repos (repo_type, trending_score);
+CREATE INDEX repos_downloads ON repos (repo_type, downloads);
+CREATE INDEX repos_likes ON repos (repo_type, likes);
+CREATE INDEX repos_modified ON repos (repo_type, last_modified);
+CREATE INDEX repos_created ON repos (repo_type, created_at);
 CREATE TABLE repo_tags (repo INTEGER NOT NULL REFERENCES repos(id), tag TEXT NOT NULL);
 CREATE INDEX repo_tags_tag ON repo_tags (tag, repo);
 CREATE VIRTUAL TABLE repos_fts USING fts5(repo_id, tags, readme, tokenize = 'unicode61');
+CREATE VIRTUAL TABLE ids_fts USING fts5(repo_id, tokenize = 'trigram');
 """
 
 
@@ -227,13 +233,13 @@ def write_catalog(path: Path, entries: Iterable[tuple[dict[str, Any], str]], bui
         count = 0
         for row, readme in entries:
             values = {k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in row.items()}
-            values["readme"] = readme
             cur = db.execute(f"INSERT INTO repos ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
                              list(values.values()))
             tags = list(dict.fromkeys(row["tags"]))
             db.executemany("INSERT INTO repo_tags VALUES (?, ?)", [(cur.lastrowid, t) for t in tags])
             db.execute("INSERT INTO repos_fts (rowid, repo_id, tags, readme) VALUES (?, ?, ?, ?)",
                        (cur.lastrowid, row["repo_id"], " ".join(tags), readme))
+            db.execute("INSERT INTO ids_fts (rowid, repo_id) VALUES (?, ?)", (cur.lastrowid, row["repo_id"]))
             count += 1
         db.executemany("INSERT INTO meta VALUES (?, ?)", [
             ("format", str(CATALOG_FORMAT)), ("built_at", hf_date(built_at)), ("repos", str(count)),
@@ -400,8 +406,12 @@ class Catalog:
             raise ValueError(f"unknown sort {sort!r}: use one of {', '.join(HUB_SORTS)}")
         where, params = ["r.repo_type = ?"], [repo_type(type)]
         for text in search:
-            where.append("instr(lower(r.repo_id), ?) > 0")
-            params.append(text.lower())
+            if len(text) >= 3:  # substring through the trigram index (case-insensitive, like the Hub)
+                where.append("r.id IN (SELECT rowid FROM ids_fts WHERE ids_fts MATCH ?)")
+                params.append('"' + text.replace('"', '""') + '"')
+            else:
+                where.append("instr(lower(r.repo_id), ?) > 0")
+                params.append(text.lower())
         if author:
             where.append("lower(r.author) = ?")
             params.append(author.lower())
@@ -440,7 +450,7 @@ class Catalog:
         if type:
             sql += " AND repo_type = ?"
             params.append(repo_type(type))
-        return [(r[0], r[1]) for r in self._db.execute(sql, params).fetchall()]
+        return [(r[0], r[1]) for r in self._db.execute(sql, params).fetchall()]  # covered by repos_restricted
 
     def count(self, text: str | None = None, **filters: Any) -> int:
         """How many repos `search` would find with the same text and filters, over all pages."""
@@ -453,7 +463,8 @@ class Catalog:
         return self._row(row) if row else None
 
     def readme(self, repo_type: str, repo_id: str) -> str | None:
-        row = self._db.execute("SELECT readme FROM repos WHERE repo_type = ? AND repo_id = ?",
+        row = self._db.execute("SELECT f.readme FROM repos r JOIN repos_fts f ON f.rowid = r.id "
+                               "WHERE r.repo_type = ? AND r.repo_id = ?",
                                (repo_type, repo_id)).fetchone()
         return row[0] if row else None
 

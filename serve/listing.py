@@ -8,6 +8,7 @@ exactly the `expand`ed keys. Restricted repos are left out for callers not grant
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -124,16 +125,31 @@ async def list_repos(ctx: AppContext, request: Request, repo_type: str, identity
     if catalog is None or size == 0:
         headers = {} if catalog else {"X-Hubmirror-Warning": "no catalog built yet: run `hubmirror catalog`"}
         return json_response([], headers=headers)
+    visible = visible_to(catalog, identity, repo_type)
+    # A catalog file never changes: the same question to it always has the same answer, so keep the bytes.
+    key = ("list", catalog.path, repo_type, tuple(sorted(q.multi_items())), ctx.base_url(request),
+           visible if visible is True else tuple(visible))
+    cached = ctx.state.pages.get(key)
+    if cached is None:
+        cached = _answer(ctx, request, catalog, repo_type, q, visible, size, offset, sort, ascending, gated, expand,
+                         full, card, config)
+        ctx.state.pages.put(key, cached, len(cached[0]))
+    return Response(cached[0], headers=cached[1])
+
+
+def _answer(ctx: AppContext, request: Request, catalog: Catalog, repo_type: str, q: Any, visible: bool | list[str],
+            size: int, offset: int, sort: str | None, ascending: bool, gated: bool | None, expand: list[str],
+            full: bool, card: bool, config: bool) -> tuple[bytes, dict[str, str]]:
     items = catalog.hub_listing(
         repo_type, search=[s for s in q.getlist("search") if s], author=q.get("author") or None,
         tags=[f for f in q.getlist("filter") if f], pipeline=q.get("pipeline_tag") or None, gated=gated,
-        sort=sort, ascending=ascending, visible=visible_to(catalog, identity, repo_type),
-        limit=size + 1, offset=offset)
-    headers: dict[str, str] = {}
+        sort=sort, ascending=ascending, visible=visible, limit=size + 1, offset=offset)
+    headers: dict[str, str] = {"Content-Type": "application/json"}
     if len(items) > size:
         items = items[:size]
         query = [(k, v) for k, v in q.multi_items() if k != "cursor"]
         query.append(("cursor", encode_cursor(offset + size)))
         headers["Link"] = f'<{ctx.base_url(request)}/api/{repo_type}?{urlencode(query)}>; rel="next"'
-    return json_response([list_item(i, full=full, card=card, config=config, expand=expand) for i in items],
-                         headers=headers)
+    body = json.dumps([list_item(i, full=full, card=card, config=config, expand=expand) for i in items],
+                      separators=(",", ":"), ensure_ascii=False).encode()
+    return body, headers
