@@ -26,8 +26,6 @@ from mirror_core.layout import (
     commits_prefix,
     is_commit_sha,
     refs_key,
-    repo_from_key,
-    repos_prefix,
     sha_from_commit_key,
 )
 from mirror_core.manifest import CommitManifest, DirEntry, FileEntry, Refs, resolve_short_sha
@@ -174,7 +172,6 @@ class RepoState:
         self.pages = BytesLRU(page_cache_bytes)
         self._missing_commits: dict[tuple[RepoRef, str], float] = {}
         self._commit_lists: dict[RepoRef, tuple[float, list[str]]] = {}
-        self._listing: tuple[float, list[RepoRef]] | None = None
         self._inflight: dict[Any, asyncio.Future] = {}
         self.limiter = anyio.CapacityLimiter(64)
         self.stream_limiter = anyio.CapacityLimiter(512)  # one reader thread per proxied large body
@@ -313,27 +310,6 @@ class RepoState:
         shas = await self.run(load)
         self._commit_lists[repo] = (time.monotonic() + self.refs_ttl, shas)
         return shas
-
-    # -- listing -----------------------------------------------------------------------------
-
-    async def mirrored_repos(self) -> list[RepoRef]:
-        """Every repo with a refs.json (a bucket scan behind `list_ttl`)."""
-        if self._listing is not None and self._listing[0] > time.monotonic():
-            return self._listing[1]
-
-        def scan() -> list[RepoRef]:
-            found = []
-            for obj in self.store.list(repos_prefix()):
-                if obj.key.endswith("/refs.json"):
-                    try:
-                        found.append(repo_from_key(obj.key))
-                    except InvalidInputError:
-                        continue
-            return sorted(set(found), key=lambda r: (r.type, r.repo_id))
-
-        repos = await self._once("listing", lambda: self.run(scan))
-        self._listing = (time.monotonic() + self.list_ttl, repos)
-        return repos
 
 
 def default_sha(refs: Refs) -> str | None:
