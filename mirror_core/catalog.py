@@ -344,6 +344,7 @@ class Catalog:
         self.path = Path(path)
         self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
+        self._memo: dict[str, Any] = {}
         fmt = self.meta().get("format")
         if fmt != str(CATALOG_FORMAT):
             self._db.close()
@@ -445,12 +446,20 @@ class Catalog:
 
     def restricted_ids(self, type: str | None = None) -> list[tuple[str, str]]:
         """(type, id) of every restricted repo: few, so callers check grants on them in Python."""
-        sql = "SELECT repo_type, repo_id FROM repos WHERE restricted = 1"
-        params: list[Any] = []
-        if type:
-            sql += " AND repo_type = ?"
-            params.append(repo_type(type))
-        return [(r[0], r[1]) for r in self._db.execute(sql, params).fetchall()]  # covered by repos_restricted
+        every = self._memo.get("restricted")
+        if every is None:  # the file never changes: read once (covered by the repos_restricted index)
+            every = self._memo["restricted"] = [
+                (r[0], r[1]) for r in self._db.execute("SELECT repo_type, repo_id FROM repos WHERE restricted = 1")]
+        wanted = repo_type(type) if type else None
+        return [r for r in every if wanted is None or r[0] == wanted]
+
+    def ids(self) -> frozenset[tuple[str, str]]:
+        """(type, id) of every catalogued repo."""
+        found = self._memo.get("ids")
+        if found is None:
+            found = self._memo["ids"] = frozenset(
+                (r[0], r[1]) for r in self._db.execute("SELECT repo_type, repo_id FROM repos"))
+        return found
 
     def count(self, text: str | None = None, **filters: Any) -> int:
         """How many repos `search` would find with the same text and filters, over all pages."""

@@ -47,7 +47,7 @@ def visibility(catalog: Catalog | None, identity: Identity) -> Callable[[str, st
     verdict's gated/private), and unknown means restricted (fail closed).
     """
     restricted = set(catalog.restricted_ids()) if catalog is not None else set()
-    known = {(r.repo_type, r.repo_id) for r in catalog.search(limit=10**9)} if catalog is not None else set()
+    known = catalog.ids() if catalog is not None else frozenset()
 
     def visible(type_: str, repo_id: str, upstream_restricted: bool | None = None) -> bool:
         if identity.admin:
@@ -105,16 +105,15 @@ async def cache_stats(ctx: AppContext, request: Request, identity: Identity, cat
     if catalog is None:
         return json_response({"repos": {"total": 0}, "catalog_built_at": None})
     visible = visibility(catalog, identity)
-    rows = [r for r in catalog.search(limit=10**9) if visible(r.repo_type, r.repo_id)]
+    allowed = True if identity.admin else [i for t, i in catalog.restricted_ids() if visible(t, i)]
     stats = catalog.stats()
-    by_type: dict[str, int] = {}
-    for row in rows:
-        by_type[row.repo_type] = by_type.get(row.repo_type, 0) + 1
+    by_type = {t: n for t in ("models", "datasets", "spaces") if (n := catalog.count(type=t, restricted=allowed))}
     logical, stored = stats.get("logical_bytes", 0), stats.get("stored_bytes", 0)
     requested = [{"type": r.singular_type, "id": r.repo_id, "requests": n}
                  for r, n in ctx.requested.most_common() if visible(r.type, r.repo_id)][:10]
     return json_response({
-        "repos": {**by_type, "total": len(rows)}, "files": stats.get("files", 0), "manifests": stats.get("manifests"),
+        "repos": {**by_type, "total": sum(by_type.values())}, "files": stats.get("files", 0),
+        "manifests": stats.get("manifests"),
         "logical_bytes": logical, "stored_bytes": stored, "blobs": stats.get("blobs"),
         "dedup_ratio": round(logical / stored, 3) if stored else None, "last_sync": stats.get("last_sync"),
         "catalog_built_at": stats.get("built_at"), "most_requested": requested,
@@ -222,7 +221,6 @@ async def job_models(ctx: AppContext, request: Request, identity: Identity, cata
         raise BadRequest(f"cannot sort by {sort[:40]!r}: use one of {', '.join(JOB_SORTS)}")
     low, high = int_param(q, "sizeGte", None), int_param(q, "sizeLte", None)
     visible = visibility(catalog, identity)
-    rows = {(r.repo_type, r.repo_id): r for r in catalog.search(limit=10**9)} if catalog else {}
     text = q.get("search") or None
     matching = None
     if text:
@@ -232,7 +230,7 @@ async def job_models(ctx: AppContext, request: Request, identity: Identity, cata
         key = (_plural(c.get("type")), c.get("id", ""))
         if not visible(*key, bool(c.get("gated") or c.get("private"))):
             continue
-        row = rows.get(key)
+        row = catalog.get(*key) if catalog is not None and key in catalog.ids() else None
         size = row.total_size if row else c.get("size")
         if matching is not None and key not in matching and text.lower() not in key[1].lower():
             continue
