@@ -24,7 +24,7 @@ from serve.errors import BadRequest, EntryNotFound, InvalidCredentials, Revision
 from serve.repo_state import ManifestView, default_sha
 
 # Upstream fields a mirror must not pass on: they would send clients to Xet or to upstream-only features.
-DROPPED_INFO_KEYS = {"xetEnabled", "siblings", "spaces", "inference", "inferenceProviderMapping"}
+_DROPPED_INFO_KEYS = {"xetEnabled", "siblings", "spaces", "inference", "inferenceProviderMapping"}
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -116,15 +116,21 @@ def _api_url(ctx: AppContext, request: Request, repo: RepoRef, *parts: str) -> s
 
 # -- repo info -------------------------------------------------------------------------------
 
-def build_info(repo: RepoRef, view: ManifestView, *, blobs: bool, private: bool, gated: Any) -> dict[str, Any]:
-    info = {k: v for k, v in view.manifest.info.items() if k not in DROPPED_INFO_KEYS}
-    info.update({"id": repo.repo_id, "sha": view.sha, "private": private, "gated": gated,
+def hub_info(repo: RepoRef, sha: str, upstream_info: dict[str, Any], *, private: bool, gated: Any) -> dict[str, Any]:
+    """The upstream's info as this mirror answers it: upstream-only keys dropped, identity fields filled in."""
+    info = {k: v for k, v in upstream_info.items() if k not in _DROPPED_INFO_KEYS}
+    info.update({"id": repo.repo_id, "sha": sha, "private": private, "gated": gated,
                  "disabled": bool(info.get("disabled", False))})
-    info.setdefault("_id", view.sha[:24])
+    info.setdefault("_id", sha[:24])
     if repo.type == "models":
         info.setdefault("modelId", repo.repo_id)
     if repo.namespace:
         info.setdefault("author", repo.namespace)
+    return info
+
+
+def build_info(repo: RepoRef, view: ManifestView, *, blobs: bool, private: bool, gated: Any) -> dict[str, Any]:
+    info = hub_info(repo, view.sha, view.manifest.info, private=private, gated=gated)
     info.setdefault("lastModified", _last_commit(view).get("date"))
     siblings = []
     for f in sorted(view.files.values(), key=lambda e: e.path):

@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from mirror_core.catalog import HUB_SORTS, Catalog, HubItem
 from mirror_core.layout import RepoRef
-from serve.api import DROPPED_INFO_KEYS, decode_cursor, encode_cursor, json_response, only
+from serve.api import decode_cursor, encode_cursor, hub_info, json_response, only
 from serve.auth import Identity
 from serve.errors import AuthRequired, BadRequest
 
@@ -38,15 +38,8 @@ MAX_PAGE = 1000
 
 def whole_info(item: HubItem) -> dict[str, Any]:
     """The repo's full info as the Hub lists it with `full=true`: snapshot fields, head sha, file names."""
-    repo = RepoRef.parse(item.repo_id, item.repo_type)
-    info = {k: v for k, v in item.info.items() if k not in DROPPED_INFO_KEYS}
-    info.update({"id": repo.repo_id, "sha": item.sha, "private": bool(info.get("private", False)),
-                 "gated": info.get("gated", False), "disabled": bool(info.get("disabled", False))})
-    info.setdefault("_id", item.sha[:24])
-    if repo.type == "models":
-        info.setdefault("modelId", repo.repo_id)
-    if repo.namespace:
-        info.setdefault("author", repo.namespace)
+    info = hub_info(RepoRef.parse(item.repo_id, item.repo_type), item.sha, item.info,
+                    private=bool(item.info.get("private", False)), gated=item.info.get("gated", False))
     info["siblings"] = [{"rfilename": path} for path in item.siblings]
     info["usedStorage"] = item.total_size
     return info
