@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from serve.context import AppContext
 
 COOKIE = "hubmirror_token"
-PAGE_SIZE = 25
+PAGE_SIZE = 25  # repos per index page unless `limit` (at most 100) says otherwise
 FILES_SHOWN = 1000
 UI_SORTS = (("trending", "trending"), ("downloads", "downloads"), ("likes", "likes"), ("updated", "recently updated"),
             ("relevance", "relevance"), ("size", "size"), ("name", "name"))
@@ -121,6 +121,7 @@ def routes(ctx: AppContext) -> list[Route]:
             raise BadRequest(f"type must be model, dataset or space, not {type_[:20]!r}")
         tag = (q.get("tag") or "").strip()
         page_no = mirror_api.int_param(q, "page", 1, 1) or 1
+        size = mirror_api.int_param(q, "limit", PAGE_SIZE, 1, 100) or PAGE_SIZE
         gated = mirror_api.gated_param(q)
         filters = {"type": type_, "tags": [tag] if tag else [], "gated": gated,
                    "min_size": _mb(q.get("size_min"), "min size"), "max_size": _mb(q.get("size_max"), "max size")}
@@ -129,13 +130,12 @@ def routes(ctx: AppContext) -> list[Route]:
         if catalog is not None:
             filters["restricted"] = granted(catalog, who)
             total = catalog.count(text or None, **filters)
-            found = catalog.search(text or None, sort=sort, limit=PAGE_SIZE, offset=(page_no - 1) * PAGE_SIZE,
-                                   **filters)
+            found = catalog.search(text or None, sort=sort, limit=size, offset=(page_no - 1) * size, **filters)
             rows = [{"id": r.repo_id, "type": r.repo_type[:-1], "url": repo_url(r.repo_type, r.repo_id),
                      "size": decimal(r.total_size), "downloads": r.downloads, "likes": r.likes, "tags": r.tags[:6],
                      "gated": bool(r.gated), "synced": r.mirrored_at[:16].replace("T", " "), "snippet": r.snippet}
                     for r in found]
-        pages = max(1, math.ceil(total / PAGE_SIZE))
+        pages = max(1, math.ceil(total / size))
         keep = [(k, v) for k, v in q.multi_items() if k != "page" and v]
 
         def link(n: int) -> str:
