@@ -156,4 +156,18 @@ def test_status_and_trending_pages(page: Page, synced: Synced, serve_proxy: Serv
     assert f"model:{corpus.SMALL_MODEL}" in names and f"model:{corpus.GATED_MODEL}" not in names
     assert "Next scheduled sync" in page.inner_text("main")
     response = page.goto(serve_proxy.url + "/ui/trending")
-    assert response.status == 200 and "Trending" in page.inner_text("h1")
+    assert response.status == 200 and "No trending snapshot yet" in page.inner_text("main")
+
+    from mirror_core.store import Store
+    from mirror_core.trending import refresh_trending
+
+    rules = synced.settings.selection.trending.models.model_copy(update={"top": 8})
+    settings = synced.settings.model_copy(update={"selection": synced.settings.selection.model_copy(update={
+        "trending": synced.settings.selection.trending.model_copy(update={"models": rules})})})
+    snapshot = refresh_trending(settings, Store(settings.s3))
+    page.goto(serve_proxy.url + "/ui/trending")
+    shown = page.locator("#trending td:nth-child(2)").all_inner_texts()
+    public = [c["id"] for c in snapshot.considered if not c["gated"]]
+    assert [s.removesuffix(" gated").strip() for s in shown] == public  # gated ones hidden from anonymous
+    page.click(f"#trending a:text('{corpus.TRENDING_MODELS[0]}')")  # mirrored: linked to its repo page
+    assert page.url.endswith(f"/ui/models/{corpus.TRENDING_MODELS[0]}")
