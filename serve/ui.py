@@ -236,7 +236,8 @@ def routes(ctx: AppContext) -> list[Route]:
         if identity is None:
             return message(request, 401, "Sign in", "That token is not known to this mirror.", login=True)
         target = str(form.get("next") or "/")
-        response = RedirectResponse(target if target.startswith("/") and not target.startswith("//") else "/", 303)
+        local = target.startswith("/") and not target.startswith("//") and "\\" not in target  # no open redirect
+        response = RedirectResponse(target if local else "/", 303)
         response.set_cookie(COOKIE, token, httponly=True, samesite="strict",
                             secure=ctx.base_url(request).startswith("https://"))
         return response

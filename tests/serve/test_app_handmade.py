@@ -247,6 +247,9 @@ def test_web_ui_obeys_anonymous_off_and_signs_in_with_a_token(bucket_settings: S
     assert client.get("/api/cache/repos").status_code == 401
     bad = client.post("/ui/login", data={"token": "nope"}, follow_redirects=False)
     assert bad.status_code == 401
+    for elsewhere in ("https://evil.example/", "//evil.example/", "/\\evil.example/"):
+        away = client.post("/ui/login", data={"token": TOKEN_NONE, "next": elsewhere}, follow_redirects=False)
+        assert away.headers["location"] == "/"  # never an open redirect
     ok = client.post("/ui/login", data={"token": TOKEN_NONE, "next": "/"}, follow_redirects=False)
     assert ok.status_code == 303 and "httponly" in ok.headers["set-cookie"].lower()
     page = client.get("/")  # the cookie now identifies bob: public repos only

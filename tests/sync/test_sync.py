@@ -38,7 +38,7 @@ def test_first_sync_mirrors_exact_tree_with_verified_bodies(hub, make) -> None:
     assert report["kind"] == "sync" and report["repos"][0]["revisions"] == {"main": upstream_sha}
 
 
-def test_second_sync_downloads_nothing_and_makes_one_metadata_call(hub, make) -> None:
+def test_second_sync_downloads_nothing_and_makes_two_metadata_calls(hub, make) -> None:
     settings = make()
     repo = RepoRef.parse(SMALL_MODEL)
     assert sync_repo(settings, repo).ok
