@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -173,15 +174,21 @@ def hidden_ids(catalog: Catalog | None, identity: Identity) -> list[str]:
     return [i for t, i in catalog.restricted_ids() if not identity.granted(RepoRef.parse(i, t))]
 
 
-async def _jobs(ctx: AppContext) -> list[JobRef]:
-    return await ctx.state.run(list_jobs, ctx.store)
+async def all_jobs(ctx: AppContext) -> list[JobRef]:
+    """Every job, listed at most once per LIST_TTL window (the history only grows, a little staleness is fine)."""
+    key = ("jobs", int(time.monotonic() // max(ctx.settings.list_ttl, 0.001)))
+    found = ctx.state.pages.get(key)
+    if found is None:
+        found = await ctx.state.run(list_jobs, ctx.store)
+        ctx.state.pages.put(key, found, 200 * len(found) + 1)
+    return found
 
 
 async def jobs(ctx: AppContext, request: Request, identity: Identity, catalog: Catalog | None) -> Response:
     q = request.query_params
     page, limit = _paging(q, 20, MAX_JOBS_PAGE)
     kind = q.get("kind") or None
-    every = [j for j in await _jobs(ctx) if kind is None or j.kind == kind]
+    every = [j for j in await all_jobs(ctx) if kind is None or j.kind == kind]
     chosen = every[(page - 1) * limit: page * limit]
     docs = await ctx.state.run(read_jobs, ctx.store, chosen)
     visible, hidden = visibility(catalog, identity), hidden_ids(catalog, identity)
@@ -190,7 +197,7 @@ async def jobs(ctx: AppContext, request: Request, identity: Identity, catalog: C
 
 
 async def _job(ctx: AppContext, job_id: str) -> tuple[JobRef, dict[str, Any]]:
-    job = next((j for j in await _jobs(ctx) if j.id == job_id), None)
+    job = next((j for j in await all_jobs(ctx) if j.id == job_id), None)
     docs = await ctx.state.run(read_jobs, ctx.store, [job]) if job is not None else {}
     if job is None or job_id not in docs:
         raise JobNotFound(job_id)

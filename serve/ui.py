@@ -23,7 +23,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from mirror_core.catalog import Catalog
-from mirror_core.history import list_jobs, read_jobs
+from mirror_core.history import read_jobs
 from mirror_core.layout import TRENDING_LATEST, URL_PREFIXES, RepoRef, blob_key
 from serve import mirror_api
 from serve.auth import Identity
@@ -195,7 +195,7 @@ def routes(ctx: AppContext) -> list[Route]:
                                   "status": "failed" if r.sync_ok is False else "success",
                                   "last_update": r.mirrored_at, "last_ended": r.sync_ended,
                                   "size": decimal(r.total_size), "error": r.sync_error if r.sync_ok is False else None})
-        jobs = (await ctx.state.run(list_jobs, ctx.store))[:50]
+        jobs = (await mirror_api.all_jobs(ctx))[:50]
         docs = await ctx.state.run(read_jobs, ctx.store, jobs)
         hidden = mirror_api.hidden_ids(catalog, who)
         summaries = [mirror_api.job_summary(j, docs[j.id], visible, hidden) for j in jobs if j.id in docs]
