@@ -47,6 +47,14 @@ def _cmd_gc(args: argparse.Namespace, settings: Settings) -> int:
     return run_gc(args, settings)
 
 
+def _cmd_catalog(args: argparse.Namespace, settings: Settings) -> int:
+    from mirror_core.catalog import build_catalog
+    from mirror_core.store import Store
+
+    print(build_catalog(settings, Store(settings.s3)))
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from serve.launch import run_serve  # the one place mirror_core reaches into serve: launching it
 
@@ -91,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("gc", help="apply retention, then delete bodies no retained manifest names")
     p.add_argument("--dry-run", action="store_true", help="print what would go and the bytes reclaimed")
     p.set_defaults(handler=_cmd_gc)
+
+    p = sub.add_parser("catalog", help="rebuild the search catalog serve lists and searches (sync runs do it too)")
+    p.set_defaults(handler=_cmd_catalog)
 
     p = sub.add_parser("serve", help="run the HF-compatible read service")
     p.add_argument("--host", default="127.0.0.1")

@@ -21,9 +21,11 @@ from mirror_core.layout import (
     commit_key,
     refs_key,
     repo_from_key,
+    repo_meta_key,
     repos_prefix,
     sha256_from_blob_key,
     sha_from_commit_key,
+    unmirrored_key,
 )
 from mirror_core.manifest import CommitManifest, Refs
 from mirror_core.store import ObjectInfo, Store
@@ -39,6 +41,8 @@ class RepoObjects:
 
     repo: RepoRef
     refs: ObjectInfo | None = None
+    meta: ObjectInfo | None = None  # the popularity snapshot (mirror_core.popularity)
+    unmirrored: dict[str, ObjectInfo] = field(default_factory=dict)  # sha -> record of bodies left out
     manifests: dict[str, ObjectInfo] = field(default_factory=dict)
 
     def manifest_key(self, sha: str) -> str:
@@ -68,6 +72,10 @@ def list_repos(store: Store) -> RepoListing:
             entry = repos.setdefault(repo, RepoObjects(repo))
             if obj.key == refs_key(repo):
                 entry.refs = obj
+            elif obj.key == repo_meta_key(repo):
+                entry.meta = obj
+            elif "/unmirrored/" in obj.key and obj.key == unmirrored_key(repo, sha := obj.key[-45:-5]):
+                entry.unmirrored[sha] = obj
             elif commit_key(repo, sha := sha_from_commit_key(obj.key)) == obj.key:
                 entry.manifests[sha] = obj
             else:

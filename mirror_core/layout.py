@@ -214,6 +214,16 @@ def commit_key(repo: RepoRef, sha: str) -> str:
     return f"{commits_prefix(repo)}{validate_commit_sha(sha)}.json"
 
 
+def repo_meta_key(repo: RepoRef) -> str:
+    """The repo's popularity snapshot (downloads, likes, ...): mutable, kept apart from the immutable manifests."""
+    return repo_prefix(repo) + "meta.json"
+
+
+def unmirrored_key(repo: RepoRef, sha: str) -> str:
+    """Which files of a commit have no body in the bucket (left out by allow/ignore patterns)."""
+    return f"{repo_prefix(repo)}unmirrored/{validate_commit_sha(sha)}.json"
+
+
 def sha_from_commit_key(key: str) -> str:
     return validate_commit_sha(key.rsplit("/", 1)[-1].removesuffix(".json"))
 

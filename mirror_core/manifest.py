@@ -47,6 +47,16 @@ class LfsInfo(_Model):
     pointer_size: int = Field(ge=0)
 
 
+class LastCommit(_Model):
+    """The newest commit that touched a path (tree `expand=true`), as the upstream reported it at sync time."""
+
+    id: str
+    title: str = ""
+    date: str | None = None
+
+    _sha = field_validator("id")(lambda cls, v: validate_commit_sha(v))
+
+
 class FileEntry(_Model):
     """One file of a commit. `sha256` names the body in blobs/; `oid` is git's blob id."""
 
@@ -55,6 +65,7 @@ class FileEntry(_Model):
     sha256: str
     oid: str
     lfs: LfsInfo | None = None
+    last_commit: LastCommit | None = None  # optional: manifests written before it was recorded have none
 
     _path = field_validator("path")(lambda cls, v: validate_path(v))
     _sha = field_validator("sha256")(lambda cls, v: validate_sha256(v))
@@ -75,6 +86,7 @@ class FileEntry(_Model):
 class DirEntry(_Model):
     path: str
     oid: str
+    last_commit: LastCommit | None = None
 
     _path = field_validator("path")(lambda cls, v: validate_path(v))
 

@@ -297,7 +297,10 @@ def _demo_config(data_dir: Path) -> Path:
     corpus, _ = _fakehub_modules()
 
     repos = [{"id": corpus.SMALL_MODEL, "type": "model"}, {"id": corpus.DATASET, "type": "dataset"}]
-    config = {"selection": {"repos": repos},
+    # `hubmirror trending` (and the hubmirror_trending DAG) then picks the fake hub's trending repos.
+    trending = {"models": {"top": 8, "tags": ["hubmirror-trending"], "max_total_size": 100_000_000},
+                "datasets": {"top": 2}}
+    config = {"selection": {"repos": repos, "trending": trending},
               "transfer": {"allowed_redirect_hosts": ["127.0.0.1", "localhost"]}}
     path = data_dir / "demo-config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -11,6 +11,7 @@ the old state readable; the next run finds the uploaded bodies and finishes the 
 from __future__ import annotations
 
 import fnmatch
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +20,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from huggingface_hub.utils import filter_repo_objects
 from rich.progress import Progress, TaskID
 
 from mirror_core.access import access_in, upstream_access
@@ -30,8 +30,11 @@ from mirror_core.errors import (
     UpstreamAuthError,
     UpstreamNotFoundError,
 )
+from mirror_core.lastcommit import LastCommit, last_commits
 from mirror_core.layout import RepoRef, commit_key, is_commit_sha, refs_key, validate_revision
 from mirror_core.manifest import REF_KINDS, CommitManifest, DirEntry, FileEntry, LfsInfo, Refs, hf_date, ref_kind
+from mirror_core.mirrored import read_unmirrored, selected, write_unmirrored
+from mirror_core.popularity import refresh_after_sync
 from mirror_core.reports import new_run_id, repo_run_id, write_run_report
 from mirror_core.reuse import ReusePolicy
 from mirror_core.settings import Settings
@@ -39,8 +42,10 @@ from mirror_core.store import Store
 from mirror_core.transfer import FetchResult, Transfer
 from mirror_core.upstream import Upstream, UpstreamFile
 
+log = logging.getLogger("hubmirror.sync")
 DEFAULT_REVISIONS = ["main"]
-# Repo info fields that change without a commit (counters, scores) or only make sense upstream.
+# Repo info fields that change without a commit (counters, scores) or only make sense upstream. The counters
+# live in the popularity snapshot instead (mirror_core.popularity), refreshed by every sync.
 VOLATILE_INFO_FIELDS = frozenset({
     "downloads", "downloadsAllTime", "likes", "trendingScore", "spaces", "usedStorage", "inference",
     "inferenceProviderMapping", "securityRepoStatus", "resourceGroup", "xetEnabled", "childrenModelCount",
@@ -216,6 +221,7 @@ class RepoSync:
         self.known_sha256: dict[str, str] = {}  # git oid -> sha256, from manifests already published
         self.reuse = ReusePolicy(store, repo)
         self.learned_published = False
+        self.completed = False  # complete() fetched bodies for an already published commit
         self._lock = threading.Lock()
 
     def learn(self, manifest: CommitManifest) -> None:
@@ -233,30 +239,58 @@ class RepoSync:
             if manifest is not None:
                 self.learn(manifest)
 
-    def build_manifest(self, sha: str) -> CommitManifest | None:
+    def previous(self, current: Refs | None, target: Target) -> CommitManifest | None:
+        """The manifest this target's ref (else main) published before: per-path lastCommit is inherited from it."""
+        if current is None:
+            return None
+        old = (getattr(current, target.kind).get(target.name) if target.kind else None) or current.branches.get("main")
+        return stored_manifest(self.store, self.repo, old) if old else None
+
+    def build_manifest(self, sha: str, previous: CommitManifest | None = None) -> CommitManifest | None:
         """List the commit upstream, make sure every body is stored and verified, write the manifest."""
         info = trim_info(self.upstream.repo_info(self.repo, sha))
         files, dirs = self.upstream.tree(self.repo, sha)
         commits = self.upstream.commits(self.repo, sha)
-        files = list(filter_repo_objects(files, allow_patterns=self.allow_patterns,
-                                         ignore_patterns=self.ignore_patterns, key=lambda f: f.path))
-        if self.allow_patterns or self.ignore_patterns:
-            kept = {p for f in files for p in _parents(f.path)}
-            dirs = [d for d in dirs if d.path in kept]
-        sha256s = self.fetch_all(sha, files)
+        chosen = [f for f in files if not f.lfs or self.selects(f.path)]  # see mirror_core.mirrored
+        left_out = {f.path for f in files if _content_key(f) not in {_content_key(c) for c in chosen}}
+        sha256s = self.fetch_all(sha, chosen)
         if sha256s is None:
             return None
+        last = last_commits(self.upstream, self.repo, sha, files, dirs, previous)
         manifest = CommitManifest(
             repo_type=self.repo.type, repo_id=self.repo.repo_id, sha=sha, info=info, commits=commits,
-            files=[_file_entry(f, sha256s[_content_key(f)]) for f in sorted(files, key=lambda f: f.path)],
-            directories=[DirEntry(path=d.path, oid=d.oid) for d in sorted(dirs, key=lambda d: d.path)],
+            files=[_file_entry(f, sha256s.get(_content_key(f)) or f.lfs_sha256, last.get(f.path))
+                   for f in sorted(files, key=lambda f: f.path)],
+            directories=[DirEntry(path=d.path, oid=d.oid, last_commit=last.get(d.path))
+                         for d in sorted(dirs, key=lambda d: d.path)],
             upstream=self.settings.upstream_url,
         )
         key = commit_key(self.repo, sha)
         if self.store.stat(key) is None:
+            write_unmirrored(self.store, self.repo, sha, left_out, self.allow_patterns, self.ignore_patterns)
             self.store.put_bytes(key, manifest.to_json(), "application/json")
+        else:
+            self.complete(manifest)
         self.learn(manifest)
         return manifest
+
+    def selects(self, path: str) -> bool:
+        return selected(path, self.allow_patterns, self.ignore_patterns)
+
+    def complete(self, manifest: CommitManifest) -> bool:
+        """Fetch the bodies an earlier, narrower sync left out that this sync's patterns select; False on failure."""
+        missing = read_unmirrored(self.store, self.repo, manifest.sha)
+        wanted = [f for f in manifest.files if f.path in missing and self.selects(f.path)]
+        if not wanted:
+            return True
+        got = self.fetch_all(manifest.sha, [UpstreamFile(f.path, f.size, f.oid, f.sha256 if f.lfs else None,
+                                                         f.lfs.pointer_size if f.lfs else None) for f in wanted])
+        if got is None:
+            return False
+        self.completed = True
+        write_unmirrored(self.store, self.repo, manifest.sha, missing - {f.path for f in wanted},
+                         self.allow_patterns, self.ignore_patterns)
+        return True
 
     def fetch_all(self, sha: str, files: list[UpstreamFile]) -> dict[tuple[str, str], str] | None:
         """Fetch every distinct body (by content) in parallel; sha256 by content key, or None on any failure."""
@@ -312,18 +346,13 @@ class RepoSync:
                 self.result.bytes_fetched += got.bytes_fetched
 
 
-def _parents(path: str) -> list[str]:
-    parts = path.split("/")[:-1]
-    return ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
-
-
 def _content_key(f: UpstreamFile) -> tuple[str, str]:
     return ("sha256", f.lfs_sha256) if f.lfs_sha256 else ("oid", f.oid)
 
 
-def _file_entry(f: UpstreamFile, sha256: str) -> FileEntry:
+def _file_entry(f: UpstreamFile, sha256: str, last_commit: LastCommit | None = None) -> FileEntry:
     lfs = LfsInfo(pointer_size=f.pointer_size or 0) if f.lfs_sha256 else None
-    return FileEntry(path=f.path, size=f.size, sha256=sha256, oid=f.oid, lfs=lfs)
+    return FileEntry(path=f.path, size=f.size, sha256=sha256, oid=f.oid, lfs=lfs, last_commit=last_commit)
 
 
 def sync_repo(settings: Settings, repo: RepoRef, revisions: list[str] | None = None, *,
@@ -351,6 +380,8 @@ def sync_repo(settings: Settings, repo: RepoRef, revisions: list[str] | None = N
     try:
         _sync(settings, store, upstream, repo, revisions, result, allow_patterns, ignore_patterns, force,
               _Progress(progress, str(repo)))
+        if result.revisions and (warning := refresh_after_sync(store, upstream, repo)):
+            log.warning(warning)
     except UpstreamAuthError as exc:
         result.fail(_about(repo, exc))
         result.retryable = False
@@ -420,12 +451,16 @@ def _sync(settings: Settings, store: Store, upstream: Upstream, repo: RepoRef, r
             continue
         manifest = None if force else stored_manifest(store, repo, sha)
         if manifest is not None:
-            published[sha] = manifest
+            if state.complete(manifest):
+                published[sha] = manifest
+                all_current = all_current and not state.completed
+            else:
+                failed.add(sha)
             continue
         all_current = False
         if not state.learned_published:
             state.learn_published(current, published)
-        manifest = state.build_manifest(sha)
+        manifest = state.build_manifest(sha, state.previous(current, target))
         if manifest is None:
             failed.add(sha)
         else:

@@ -23,7 +23,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from mirror_core.errors import InvalidInputError, UpstreamAuthError
+from mirror_core.catalog import build_catalog
+from mirror_core.errors import HubmirrorError, InvalidInputError, UpstreamAuthError
 from mirror_core.inventory import list_repos
 from mirror_core.layout import RepoRef
 from mirror_core.manifest import Refs, hf_date
@@ -39,7 +40,12 @@ from mirror_core.upstream import Upstream
 
 def _plans(args: argparse.Namespace, settings: Settings, store: Store) -> list[RepoPlan]:
     revisions = check_revisions(args.revision)
-    plans = [RepoPlan(repo_id, args.type, revisions, source="request") for repo_id in args.repo_ids]
+    configured = {r.repo: r for r in settings.selection.repos}  # a configured entry lends its allow/ignore patterns
+    plans = []
+    for repo_id in args.repo_ids:
+        entry = configured.get(RepoRef.parse(repo_id, args.type))
+        plans.append(RepoPlan(repo_id, args.type, revisions, entry.allow_patterns if entry else None,
+                              entry.ignore_patterns if entry else None, source="request"))
     if args.all:
         known = {p.repo for p in plans}
         plans += [p for p in plan(settings, store) if p.repo not in known]
@@ -90,6 +96,10 @@ def run_sync(args: argparse.Namespace, settings: Settings) -> int:
     ok = fatal is None and all(r.ok for r in results) and len(results) == len(plans)
     key = write_run_report(store, "sync", run_id, {
         "started_at": hf_date(started), "ok": ok, "repos": [r.to_dict() for r in results], **totals(results)})
+    try:
+        build_catalog(settings, store)  # serve lists and searches from it, as after a DAG run
+    except HubmirrorError as exc:
+        err.print(f"catalog not rebuilt: {exc}")
     failed = [r for r in results if not r.ok]
     fetched = sum(r.bytes_fetched for r in results)
     summary = (f"{len(results) - len(failed)}/{len(plans)} repos ok, fetched {decimal(fetched)}"

@@ -2,7 +2,8 @@
 
 The snapshot records every candidate considered and why it was rejected, so an operator can see
 why a repo is (not) mirrored. It is stored at `state/trending/<timestamp>.json` and copied to
-`latest.json`, which `selection.plan` reads.
+`latest.json`, which `selection.plan` reads. Each refresh also rewrites the popularity snapshot
+(mirror_core.popularity) of every listed repo that is mirrored or selected, from the same listing call.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from mirror_core.access import restrict_from_listing
 from mirror_core.errors import HubmirrorError, UpstreamAuthError
 from mirror_core.layout import TRENDING_LATEST, RepoRef, RepoType, trending_snapshot_key
 from mirror_core.manifest import hf_date
+from mirror_core.popularity import refresh_from_listing
 from mirror_core.selection import RepoPlan
 from mirror_core.settings import Settings, TrendingFilter
 from mirror_core.store import Store
@@ -94,15 +96,18 @@ def refresh_trending(settings: Settings, store: Store, *, upstream: Upstream | N
                         ("datasets", settings.selection.trending.datasets)):
         if rules.top <= 0:
             continue
-        for rank, item in enumerate(upstream.trending(type, rules.top), start=1):
+        items = upstream.trending(type, rules.top)
+        for rank, item in enumerate(items, start=1):
             verdict = evaluate(upstream, type, item, rules)
-            verdict["rank"] = rank
-            verdict["trending_score"] = item.get("trending_score")
+            verdict.update(rank=rank, trending_score=item.get("trending_score"), downloads=item.get("downloads"),
+                           likes=item.get("likes"))
             snapshot.considered.append(verdict)
             if verdict["selected"]:
                 snapshot.repos.append(RepoPlan(item["id"], type, source="trending"))
             elif restrict_from_listing(store, RepoRef.parse(item["id"], type), verdict["private"], verdict["gated"]):
                 verdict["restricted_in_mirror"] = True  # it turned gated/private upstream: not left public here
+        selected = {v["id"] for v in snapshot.considered if v["selected"] and v["type"] == type}
+        refresh_from_listing(store, type, [i["info"] for i in items], settings.upstream_url, selected)
     snapshot.key = trending_snapshot_key(snapshot.created_at)
     body = snapshot.to_dict()
     store.put_json(snapshot.key, body)

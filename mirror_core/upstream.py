@@ -183,7 +183,7 @@ class Upstream:
         hf_raise_for_status(response)
         return response
 
-    def get_json(self, what: str, url: str, params: dict[str, Any] | None = None) -> Any:
+    def get_json(self, what: str, url: str, params: dict[str, Any] | list[tuple[str, Any]] | None = None) -> Any:
         return self.call(what, lambda: self._get(url, params).json())
 
     def get_pages(self, what: str, url: str, params: dict[str, Any] | None = None) -> Iterator[Any]:
@@ -235,6 +235,27 @@ class Upstream:
                 raise UpstreamError(f"{what}: malformed entry {str(entry)[:200]!r} ({exc!r})") from None
         return files, dirs
 
+    def last_commits(self, repo: RepoRef, sha: str, paths: list[str], batch: int = 50) -> dict[str, dict]:
+        """path -> {"id","title","date"} of the newest commit touching it, from the upstream's expanded
+        paths-info (`expand=true`), `batch` paths per call (the Hub's page size for expanded listings)."""
+        url = self.api_url(repo, "paths-info", quote(sha, safe=""))
+        found: dict[str, dict] = {}
+        for start in range(0, len(paths), batch):
+            chunk = paths[start:start + batch]
+            what = f"paths-info of {repo}@{sha[:12]} ({len(chunk)} paths)"
+
+            def post(chunk: list[str] = chunk) -> Any:
+                response = get_session().post(url, data={"paths": chunk, "expand": "true"}, headers=self.headers(),
+                                              timeout=self.timeout)
+                hf_raise_for_status(response)
+                return response.json()
+
+            for entry in self.call(what, post):
+                last = entry.get("lastCommit") if isinstance(entry, dict) else None
+                if isinstance(last, dict) and isinstance(last.get("id"), str):
+                    found[entry["path"]] = {k: last[k] for k in ("id", "title", "date") if k in last}
+        return found
+
     def commits(self, repo: RepoRef, sha: str) -> list[dict]:
         """The commit log reachable from a commit, newest first, as the upstream's JSON."""
         url = self.api_url(repo, "commits", quote(sha, safe=""))
@@ -244,17 +265,16 @@ class Upstream:
         ]
 
     def trending(self, type: RepoType, limit: int) -> list[dict]:
-        """The first `limit` repos of a type by trending score, with tags, library, pipeline and gating."""
-        def fetch() -> list[dict]:
-            if type == "models":
-                items = self.api.list_models(sort="trending_score", limit=limit, full=True)
-            elif type == "datasets":
-                items = self.api.list_datasets(sort="trending_score", limit=limit, full=True)
-            else:
-                items = self.api.list_spaces(sort="trending_score", limit=limit, full=True)
-            return [_summary(item) for item in items]
+        """The first `limit` repos of a type by trending score: the fields trending filters look at, plus `info`,
+        the popularity fields as the upstream listed them (raw JSON, for the per-repo snapshot)."""
+        from mirror_core.popularity import LIST_EXPAND
 
-        return self.call(f"trending {type}", fetch)
+        params = [("sort", "trendingScore"), ("limit", limit),
+                  *[("expand", key) for key in ("sha", *LIST_EXPAND[type])]]
+        items = self.get_json(f"trending {type}", f"{self.endpoint}/api/{type}", params)
+        if not isinstance(items, list):
+            raise UpstreamError(f"trending {type}: the upstream answered {str(items)[:200]!r}, not a list")
+        return [_summary(item) for item in items[:limit] if isinstance(item, dict) and "id" in item]
 
     def can_read(self, repo: RepoRef) -> bool:
         """Whether our token may read the repo's files (gated/private repos need a grant)."""
@@ -270,19 +290,20 @@ class Upstream:
         return True
 
 
-def _summary(item: Any) -> dict:
-    """The fields of a list_models/list_datasets item that trending filters look at."""
+def _summary(item: dict[str, Any]) -> dict:
+    """The fields of a raw listing item that trending filters look at, and the item itself as `info`."""
     return {
-        "id": item.id,
-        "sha": getattr(item, "sha", None),
-        "private": bool(getattr(item, "private", False)),
-        "gated": getattr(item, "gated", False) or False,
-        "tags": list(getattr(item, "tags", None) or []),
-        "library_name": getattr(item, "library_name", None),
-        "pipeline_tag": getattr(item, "pipeline_tag", None),
-        "trending_score": getattr(item, "trending_score", None),
-        "downloads": getattr(item, "downloads", None),
-        "likes": getattr(item, "likes", None),
+        "id": item["id"],
+        "sha": item.get("sha"),
+        "private": bool(item.get("private", False)),
+        "gated": item.get("gated", False) or False,
+        "tags": list(item.get("tags") or []),
+        "library_name": item.get("library_name"),
+        "pipeline_tag": item.get("pipeline_tag"),
+        "trending_score": item.get("trendingScore"),
+        "downloads": item.get("downloads"),
+        "likes": item.get("likes"),
+        "info": item,
     }
 
 

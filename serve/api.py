@@ -17,8 +17,9 @@ from starlette.responses import Response
 
 from mirror_core.layout import RepoRef
 from mirror_core.manifest import DirEntry, FileEntry
+from mirror_core.popularity import FIELDS
 from serve.auth import Identity, whoami
-from serve.context import AppContext, OpenRepo, restriction
+from serve.context import AppContext, OpenRepo
 from serve.errors import BadRequest, EntryNotFound, InvalidCredentials, PayloadTooLarge, RevisionNotFound
 from serve.repo_state import ManifestView, default_sha
 
@@ -89,15 +90,22 @@ def _last_commit(view: ManifestView) -> dict[str, Any]:
     return {"id": view.sha, "title": "", "date": info.get("lastModified")}
 
 
-def entry_json(entry: FileEntry | DirEntry, last_commit: dict[str, Any] | None = None) -> dict[str, Any]:
+def path_last_commit(entry: FileEntry | DirEntry, head: dict[str, Any]) -> dict[str, Any]:
+    """The last commit that touched a path, as recorded at sync time; the answered commit if none was."""
+    last = entry.last_commit
+    return {"id": last.id, "title": last.title, "date": last.date} if last is not None else head
+
+
+def entry_json(entry: FileEntry | DirEntry, head: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A tree/paths-info entry; with `head` (expand=true) it carries the path's own lastCommit."""
     if isinstance(entry, DirEntry):
         out: dict[str, Any] = {"type": "directory", "oid": entry.oid, "path": entry.path}
     else:
         out = {"type": "file", "oid": entry.oid, "size": entry.size, "path": entry.path}
         if entry.lfs is not None:
             out["lfs"] = {"oid": entry.sha256, "size": entry.size, "pointerSize": entry.lfs.pointer_size}
-    if last_commit is not None:
-        out["lastCommit"] = last_commit
+    if head is not None:
+        out["lastCommit"] = path_last_commit(entry, head)
     return out
 
 
@@ -108,15 +116,21 @@ def _api_url(ctx: AppContext, request: Request, repo: RepoRef, *parts: str) -> s
 
 # -- repo info -------------------------------------------------------------------------------
 
-def build_info(repo: RepoRef, view: ManifestView, *, blobs: bool, private: bool, gated: Any) -> dict[str, Any]:
-    info = {k: v for k, v in view.manifest.info.items() if k not in _DROPPED_INFO_KEYS}
-    info.update({"id": repo.repo_id, "sha": view.sha, "private": private, "gated": gated,
+def hub_info(repo: RepoRef, sha: str, upstream_info: dict[str, Any], *, private: bool, gated: Any) -> dict[str, Any]:
+    """The upstream's info as this mirror answers it: upstream-only keys dropped, identity fields filled in."""
+    info = {k: v for k, v in upstream_info.items() if k not in _DROPPED_INFO_KEYS}
+    info.update({"id": repo.repo_id, "sha": sha, "private": private, "gated": gated,
                  "disabled": bool(info.get("disabled", False))})
-    info.setdefault("_id", view.sha[:24])
+    info.setdefault("_id", sha[:24])
     if repo.type == "models":
         info.setdefault("modelId", repo.repo_id)
     if repo.namespace:
         info.setdefault("author", repo.namespace)
+    return info
+
+
+def build_info(repo: RepoRef, view: ManifestView, *, blobs: bool, private: bool, gated: Any) -> dict[str, Any]:
+    info = hub_info(repo, view.sha, view.manifest.info, private=private, gated=gated)
     info.setdefault("lastModified", _last_commit(view).get("date"))
     siblings = []
     for f in sorted(view.files.values(), key=lambda e: e.path):
@@ -132,7 +146,7 @@ def build_info(repo: RepoRef, view: ManifestView, *, blobs: bool, private: bool,
     return info
 
 
-def _only(info: dict[str, Any], keys: list[str]) -> dict[str, Any]:
+def only(info: dict[str, Any], keys: list[str]) -> dict[str, Any]:
     return {k: info[k] for k in ["_id", "id", *keys] if k in info}
 
 
@@ -140,8 +154,21 @@ async def repo_info(ctx: AppContext, request: Request, opened: OpenRepo) -> Resp
     sha, view = await _view(ctx, opened, opened.target.revision)
     info = build_info(opened.repo, view, blobs=_truthy(request.query_params.get("blobs")),
                       private=opened.private, gated=opened.gated)
+    info.update(await popularity(ctx, opened.repo))
     expand = _expand_keys(request)
-    return json_response(_only(info, expand) if expand else info, headers={"X-Repo-Commit": sha})
+    return json_response(only(info, expand) if expand else info, headers={"X-Repo-Commit": sha})
+
+
+async def popularity(ctx: AppContext, repo: RepoRef) -> dict[str, Any]:
+    """The repo-level fields of the popularity snapshot (counters, tags, card, creation date) from the catalog.
+
+    Empty while the repo is not catalogued yet. lastModified and access stay those of the answered commit.
+    """
+    catalog = await ctx.catalog.get()
+    item = catalog.hub_item(repo.type, repo.repo_id) if catalog is not None else None
+    if item is None:
+        return {}
+    return {k: item.info[k] for k in FIELDS if k in item.info and k not in ("lastModified", "gated", "private")}
 
 
 # -- tree, paths-info --------------------------------------------------------------------------
@@ -256,58 +283,7 @@ async def auth_check(ctx: AppContext, request: Request, opened: OpenRepo) -> Res
     return json_response({"access": "read"})
 
 
-# -- listings, whoami --------------------------------------------------------------------------
-
-_SORT_KEYS = {"last_modified": "lastModified", "trending_score": "trendingScore", "created_at": "createdAt"}
-
-
-async def list_repos(ctx: AppContext, request: Request, repo_type: str, identity: Identity) -> Response:
-    q = request.query_params
-    searches = [s.lower() for s in q.getlist("search") if s]
-    author = q.get("author")
-    filters = q.getlist("filter")
-    sort = _SORT_KEYS.get(q.get("sort") or "", q.get("sort"))
-    blobs = _truthy(q.get("full"))
-    items: list[dict[str, Any]] = []
-    for repo in await ctx.state.mirrored_repos():
-        if repo.type != repo_type or (author and repo.namespace != author):
-            continue
-        if searches and not all(s in repo.repo_id.lower() for s in searches):
-            continue
-        entry = await ctx.state.refs_entry(repo)
-        if entry.refs is None or (sha := default_sha(entry.refs)) is None:
-            continue
-        private, gated = await restriction(ctx, repo, entry)
-        if (private and not identity.granted(repo)) or (not identity.authenticated and not ctx.auth.anonymous):
-            continue
-        view = await ctx.state.manifest(repo, sha)
-        if view is None:
-            continue
-        info = build_info(repo, view, blobs=blobs, private=private, gated=gated)
-        tags = set(info.get("tags") or [])
-        if filters and not all(f in tags or f == info.get("library_name") or f == info.get("pipeline_tag")
-                               for f in filters):
-            continue
-        if not blobs:
-            info.pop("siblings", None)
-        items.append(info)
-    if sort:
-        items.sort(key=lambda i: (i.get(sort) is not None, i.get(sort) or 0), reverse=True)
-    limit = q.get("limit")
-    if limit is not None:
-        if not limit.isdigit():
-            raise BadRequest(f"limit must be a non-negative integer, not {limit[:20]!r}")
-        items = items[: int(limit)]
-    expand = _expand_keys(request)
-    if expand:
-        items = [_only(i, expand) for i in items]
-    next_url = f"{ctx.base_url(request)}/api/{repo_type}"
-    query = [(k, v) for k, v in q.multi_items() if k != "cursor"]
-    if query:
-        next_url += "?" + urlencode(query)
-    chunk, headers = page(items, decode_cursor(q.get("cursor")), ctx.settings.page_size, next_url)
-    return json_response(chunk, headers=headers)
-
+# -- whoami --------------------------------------------------------------------------
 
 async def whoami_v2(ctx: AppContext, request: Request, identity: Identity) -> Response:
     if not identity.authenticated:

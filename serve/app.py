@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from serve import api, metrics, ui
+from serve import api, listing, metrics, mirror_api, ui
 from serve.auth import Auth
 from serve.config import ServeSettings, load_serve_settings
 from serve.context import AppContext, open_repo
@@ -63,6 +63,8 @@ async def _handle(ctx: AppContext, request: Request) -> tuple[Any, str]:
         identity = ctx.auth.identify(request.headers.get("authorization"))
         opened = await open_repo(ctx, candidates, identity, body=lambda t: REPO_ROUTES[t.action][2])
         handler, methods, _ = REPO_ROUTES[opened.target.action]
+        if opened.target.action == "resolve":
+            ctx.requested[opened.repo] += 1  # /api/cache/stats "most requested" (this replica's count)
         if request.method not in methods:
             raise MethodNotAllowed(f"{request.method} is not allowed here; use {' or '.join(methods)}")
         response = await handler(ctx, request, opened)
@@ -71,7 +73,7 @@ async def _handle(ctx: AppContext, request: Request) -> tuple[Any, str]:
         return response, opened.target.action
     if kind == "list":
         identity = ctx.auth.identify(request.headers.get("authorization"))
-        return await api.list_repos(ctx, request, candidates[0].repo_type, identity), "list"
+        return await listing.list_repos(ctx, request, candidates[0].repo_type, identity), "list"
     if kind == "api:whoami-v2":
         identity = ctx.auth.identify(request.headers.get("authorization"))
         return await api.whoami_v2(ctx, request, identity), "whoami"
@@ -117,7 +119,7 @@ class MirrorApp(Starlette):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path = scope["path"]
-            if path not in _FIXED_PATHS and not path.startswith("/ui/"):
+            if path not in _FIXED_PATHS and not path.startswith(("/ui/", *mirror_api.PREFIXES)):
                 scope["app"] = self
                 response = await self._dispatch(Request(scope, receive))
                 await response(scope, receive, send)
@@ -151,12 +153,14 @@ def create_app(settings: ServeSettings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         await ctx.trigger.aclose()
+        ctx.catalog.close()
 
     routes = [
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         Route("/readyz", readyz, methods=["GET", "HEAD"]),
         Route("/metrics", metrics.metrics_endpoint, methods=["GET"]),
         *ui.routes(ctx),
+        *mirror_api.routes(ctx),
     ]
     return MirrorApp(ctx, routes=routes, lifespan=lifespan,
                      exception_handlers={404: _http_error, 405: _http_error})

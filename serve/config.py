@@ -45,7 +45,7 @@ class ServeSettings(BaseSettings):
     verify_full_gets: bool = Field(default=True, description="hash proxied full GETs; abort on mismatch")
     refs_ttl: float = Field(default=5.0, ge=0, description="seconds a refs.json read is trusted")
     missing_ttl: float = Field(default=5.0, ge=0, description="seconds an absent repo is remembered")
-    list_ttl: float = Field(default=30.0, ge=0, description="seconds the repo listing is trusted")
+    list_ttl: float = Field(default=30.0, ge=0, description="seconds before checking for a new catalog")
     manifest_cache_files: int = Field(default=2_000_000, ge=1000,
                                       description="LRU bound: total file entries of cached manifests")
     repo_cache_entries: int = Field(default=20_000, ge=100,

@@ -3,8 +3,9 @@ apply the access rules, or answer RepoNotFound (and ask Airflow to sync it, if c
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
@@ -12,6 +13,7 @@ from starlette.requests import Request
 from mirror_core.layout import RepoRef
 from mirror_core.store import Store
 from serve.auth import Auth, Identity
+from serve.catalog_cache import CatalogCache
 from serve.config import ServeSettings
 from serve.errors import RepoNotFound
 from serve.ondemand import AirflowTrigger
@@ -26,6 +28,11 @@ class AppContext:
     state: RepoState
     auth: Auth
     trigger: AirflowTrigger
+    catalog: CatalogCache = field(init=False)
+    requested: Counter[RepoRef] = field(default_factory=Counter)  # resolve requests per repo, this process
+
+    def __post_init__(self) -> None:
+        self.catalog = CatalogCache(self.state, self.settings.list_ttl)
 
     def base_url(self, request: Request) -> str:
         """Absolute origin for Links: the configured public URL, else what the client called."""

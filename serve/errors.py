@@ -65,6 +65,15 @@ class EntryNotFound(HFError):
                          headers={"X-Repo-Commit": commit} if commit else None)
 
 
+class NotMirrored(EntryNotFound):
+    """A file of the commit whose body the mirror's sync patterns left out: absent here, though it exists upstream."""
+
+    def __init__(self, path: str, revision: str) -> None:
+        super().__init__(path, revision, None)  # no X-Repo-Commit: a client must not cache this absence for good
+        self.message = (f'{path} exists on "{revision}" upstream but is not mirrored: the mirror\'s allow/ignore '
+                        "patterns leave it out; ask the mirror's operator to include it")
+
+
 class GatedRepo(HFError):
     code = "GatedRepo"
 
@@ -83,6 +92,14 @@ class InvalidCredentials(HFError):
 
     def __init__(self) -> None:
         super().__init__("Invalid credentials in Authorization header")
+
+
+class AuthRequired(HFError):
+    status = 401
+    code = "Unauthorized"
+
+    def __init__(self) -> None:
+        super().__init__("this mirror does not serve anonymous requests: send a mirror token (HF_TOKEN)")
 
 
 class BadRequest(HFError):

@@ -27,11 +27,10 @@ from mirror_core.layout import (
     commits_prefix,
     is_commit_sha,
     refs_key,
-    repo_from_key,
-    repos_prefix,
     sha_from_commit_key,
 )
 from mirror_core.manifest import CommitManifest, DirEntry, FileEntry, Refs, resolve_short_sha
+from mirror_core.mirrored import read_unmirrored
 from mirror_core.store import Store
 from serve import metrics
 from serve.errors import RevisionNotFound, ServiceUnavailable
@@ -58,6 +57,8 @@ class ManifestView:
     _children: dict[str, list[Entry]] | None = field(default=None, repr=False)
     _ordered: list[Entry] | None = field(default=None, repr=False)
     headers: dict[str, list[tuple[bytes, bytes]]] = field(default_factory=dict, repr=False)  # resolve's, per path
+    unmirrored: frozenset[str] = frozenset()  # files whose bodies sync patterns left out (mirror_core.mirrored)
+    unmirrored_expires: float = 0.0  # a later sync may complete the commit: re-read the record after this
 
     @classmethod
     def build(cls, manifest: CommitManifest) -> ManifestView:
@@ -202,7 +203,6 @@ class RepoState:
         self.pages = BytesLRU(page_cache_bytes)
         self._missing_commits: LRU[tuple[RepoRef, str], float] = LRU(repo_cache_entries)
         self._commit_lists: LRU[RepoRef, tuple[float, list[str]]] = LRU(max(100, repo_cache_entries // 20))
-        self._listing: tuple[float, list[RepoRef]] | None = None
         self._inflight: dict[Any, asyncio.Future] = {}
         self.limiter = anyio.CapacityLimiter(64)
         self.stream_limiter = anyio.CapacityLimiter(512)  # one reader thread per proxied large body
@@ -294,8 +294,18 @@ class RepoState:
         except ValidationError as exc:
             log.error("manifest %s of %s is malformed (run `hubmirror verify`): %s", sha, repo, exc)
             raise ServiceUnavailable("the mirror cannot read this commit; retry later") from exc
+        view.unmirrored = await self.run(read_unmirrored, self.store, repo, sha)
+        view.unmirrored_expires = time.monotonic() + self.refs_ttl
         self._manifests.put((repo, sha), view)
         return view
+
+    async def unmirrored(self, repo: RepoRef, view: ManifestView) -> frozenset[str]:
+        """The commit's files without a body in the bucket, re-read behind the refs TTL while there are any."""
+        if view.unmirrored and view.unmirrored_expires < time.monotonic():
+            view.unmirrored = await self._once(("unmirrored", repo, view.sha),
+                                               lambda: self.run(read_unmirrored, self.store, repo, view.sha))
+            view.unmirrored_expires = time.monotonic() + self.refs_ttl
+        return view.unmirrored
 
     # -- revisions ---------------------------------------------------------------------------
 
@@ -338,27 +348,6 @@ class RepoState:
         shas = await self.run(load)
         self._commit_lists.put(repo, (time.monotonic() + self.refs_ttl, shas))
         return shas
-
-    # -- listing -----------------------------------------------------------------------------
-
-    async def mirrored_repos(self) -> list[RepoRef]:
-        """Every repo with a refs.json (a bucket scan behind `list_ttl`)."""
-        if self._listing is not None and self._listing[0] > time.monotonic():
-            return self._listing[1]
-
-        def scan() -> list[RepoRef]:
-            found = []
-            for obj in self.store.list(repos_prefix()):
-                if obj.key.endswith("/refs.json"):
-                    try:
-                        found.append(repo_from_key(obj.key))
-                    except InvalidInputError:
-                        continue
-            return sorted(set(found), key=lambda r: (r.type, r.repo_id))
-
-        repos = await self._once("listing", lambda: self.run(scan))
-        self._listing = (time.monotonic() + self.list_ttl, repos)
-        return repos
 
 
 def default_sha(refs: Refs) -> str | None:

@@ -29,7 +29,7 @@ from mirror_core.layout import blob_key
 from mirror_core.manifest import FileEntry
 from serve import metrics
 from serve.context import AppContext, OpenRepo
-from serve.errors import EntryNotFound, RangeNotSatisfiable, RevisionNotFound, ServiceUnavailable
+from serve.errors import EntryNotFound, NotMirrored, RangeNotSatisfiable, RevisionNotFound, ServiceUnavailable
 from serve.repo_state import ManifestView
 
 log = logging.getLogger("hubmirror.serve.resolve")
@@ -94,6 +94,8 @@ async def lookup(ctx: AppContext, opened: OpenRepo) -> tuple[str, FileEntry, Man
     f = view.files.get(target.path) if target.path else None
     if f is None:
         raise EntryNotFound(target.path, target.revision, sha)
+    if view.unmirrored and f.path in await ctx.state.unmirrored(opened.repo, view):
+        raise NotMirrored(target.path, target.revision)
     return sha, f, view
 
 

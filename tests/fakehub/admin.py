@@ -155,6 +155,13 @@ async def admin(routes: Routes, request: Request, segs: list[str]) -> Response:
         return set_access(routes, await request.json())
     if action == "forge-lfs" and method == "POST":
         return forge_lfs(routes, await request.json())
+    if action == "meta" and method == "POST":
+        data = await request.json()
+        repo = routes.corpus.get(data["repo_type"], data["repo_id"])
+        if repo is None:
+            return error(404, None, f"no {data['repo_type']} {data['repo_id']!r}")
+        repo.meta.update(data["meta"])
+        return JSONResponse(repo.meta)
     if action == "tag" and method == "POST":
         data = await request.json()
         repo = routes.corpus.get(data["repo_type"], data["repo_id"])

@@ -147,6 +147,10 @@ class FakeHubHandle:
             "repo_type": repo_type, "repo_id": repo_id, "path": path, "sha256": sha256, "size": size,
             "served": None if served is None else base64.b64encode(served).decode(), "branch": branch})["sha"]
 
+    def set_meta(self, repo_type: str, repo_id: str, **meta: object) -> dict:
+        """Change counters/card fields (likes, downloads, trendingScore, tags, ...) without a commit, like the Hub."""
+        return self._call("POST", "meta", json={"repo_type": repo_type, "repo_id": repo_id, "meta": meta})
+
     def create_tag(self, repo_type: str, repo_id: str, tag: str, revision: str = "main") -> str:
         return self._call(
             "POST", "tag", json={"repo_type": repo_type, "repo_id": repo_id, "tag": tag, "revision": revision}

@@ -128,3 +128,26 @@ def test_catalog_of_a_bucket_filled_by_sync(mirror_settings, fakehub, tmp_path):
         assert [r.repo_id for r in catalog.search("tinygpt", type="model")] == [SINGLE_SEGMENT_MODEL]
         assert GATED_MODEL not in {r.repo_id for r in catalog.search(restricted=False)}
         assert [r.repo_id for r in catalog.search(tags=["hubmirror-trending"])] == [PLAYGROUND.repo_id]
+
+
+@pytest.mark.parametrize(("refs_flags", "meta_fields", "info", "restricted"), [
+    ({}, None, {}, True),  # nothing known: fail closed
+    ({}, None, {"private": False, "gated": False}, False),
+    ({"private": False, "gated": False}, None, {}, False),
+    ({"private": False, "gated": False}, {"private": False, "gated": "auto"}, {}, True),  # gated since: restricted
+    ({"private": False, "gated": "manual"}, {"private": False, "gated": False}, {}, True),  # refs say so: restricted
+    ({"private": True, "gated": False}, None, {"private": False, "gated": False}, True),
+    ({}, {"private": False, "gated": False}, {}, False),
+])
+def test_restriction_fails_closed(refs_flags, meta_fields, info, restricted):
+    from mirror_core.catalog import _row
+    from mirror_core.manifest import CommitManifest, Refs
+    from mirror_core.popularity import RepoMeta
+
+    sha = "a" * 40
+    manifest = CommitManifest(repo_type="models", repo_id="o/m", sha=sha, upstream="u", files=[],
+                              info={"id": "o/m", **info})
+    refs = Refs(upstream="u", **refs_flags).with_ref("branches", "main", sha)
+    meta = RepoMeta(repo_type="models", repo_id="o/m", upstream="u", source="sync", fields=meta_fields) \
+        if meta_fields is not None else None
+    assert _row(manifest, refs, "main", meta)["restricted"] == int(restricted)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from mirror_core.catalog import build_catalog
 from mirror_core.embedded_s3 import EmbeddedS3
 from mirror_core.layout import RepoRef
 from mirror_core.settings import Settings
@@ -70,6 +71,7 @@ def synced(s3_server: EmbeddedS3, fakehub) -> Synced:
         result = sync_repo(settings, RepoRef.parse(repo_id, repo_type), revs, write_report=False)
         assert result.ok, f"sync of {repo_id} failed: {result.error}"
         revisions[(repo_type, repo_id)] = dict(result.revisions)
+    build_catalog(settings, Store(settings.s3))  # as the sync DAG's report task does
     print(f"synced {len(MIRRORED)} repos in {time.monotonic() - started:.1f}s")
     return Synced(settings, fakehub, revisions)
 

@@ -8,6 +8,7 @@ import os
 import pytest
 from starlette.testclient import TestClient
 
+from mirror_core.catalog import build_catalog
 from mirror_core.layout import RepoRef
 from mirror_core.manifest import Refs
 from mirror_core.settings import Settings
@@ -31,6 +32,7 @@ def world(bucket_settings: Settings, store: Store) -> dict[str, Published]:
     ds = publish(store, RepoRef.parse("org/ds", "dataset"), {"data/train.csv": b"a,b\n1,2\n", "README.md": b"# ds\n"})
     gated = publish(store, RepoRef.parse("org/gated"), {"config.json": b"{}"}, info={"gated": "auto"})
     private = publish(store, RepoRef.parse("org/private"), {"config.json": b"{}"}, info={"private": True})
+    build_catalog(bucket_settings, store)
     return {"model": model, "gpt2": canonical, "ds": ds, "gated": gated, "private": private}
 
 
@@ -183,10 +185,12 @@ def test_info_tree_paths_info_refs_commits(client: TestClient, world) -> None:
 
 
 def test_listing_and_auth_check(client: TestClient, world) -> None:
-    ids = [m["id"] for m in client.get("/api/models?search=gated").json()]
-    assert ids == ["org/gated"]
-    assert {m["id"] for m in get_all(client, "/api/models?author=org&limit=100")} == {
-        "org/model", "org/gated"}
+    assert client.get("/api/models?search=gated").json() == []  # restricted: only for granted identities
+    alice = {"Authorization": f"Bearer {TOKEN_ALL}"}
+    assert [m["id"] for m in client.get("/api/models?search=gated", headers=alice).json()] == ["org/gated"]
+    assert {m["id"] for m in get_all(client, "/api/models?author=org&limit=100")} == {"org/model"}
+    assert {m["id"] for m in get_all(client, "/api/models?author=org", headers=alice)} == {
+        "org/model", "org/gated", "org/private"}
     assert [d["id"] for d in client.get("/api/datasets").json()] == ["org/ds"]
     assert client.get("/api/models/org/model/auth-check").status_code == 200
     r = client.get("/api/models/org/gated/auth-check")
@@ -217,16 +221,49 @@ def test_storage_down_is_503(bucket_settings: Settings, world) -> None:
 def test_web_ui_lists_and_explains(client: TestClient, world) -> None:
     page = client.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
-    assert "org/model" in page.text and "org/gated" in page.text and "org/private" not in page.text
-    assert "org/model" not in client.get("/?q=gated").text
+    assert "org/model" in page.text and "org/gated" not in page.text and "org/private" not in page.text
+    granted = client.get("/", headers={"Authorization": f"Bearer {TOKEN_ALL}"}).text
+    assert "org/gated" in granted and "org/private" in granted
+    assert "org/model" not in client.get("/?q=gated", headers={"Authorization": f"Bearer {TOKEN_ALL}"}).text
     repo = client.get("/ui/models/org/model")
-    assert "HF_ENDPOINT=http://mirror.test hf download org/model" in repo.text
+    assert "HF_ENDPOINT=http://mirror.test" in repo.text and "hf download org/model" in repo.text
     assert world["model"].sha in repo.text and "weights.bin" in repo.text
+    assert f"/org/model/resolve/{world['model'].sha}/weights.bin" in repo.text
     assert "--repo-type dataset" in client.get("/ui/datasets/org/ds").text
-    assert "not mirrored" in client.get("/ui/models/org/private").text
+    private = client.get("/ui/models/org/private")
+    assert private.status_code == 404 and "not mirrored" in private.text
     assert "<script>" not in client.get("/?q=<script>").text
+    assert client.get("/?sort=bogus").status_code == 400
     metrics = client.get("/metrics").text
     assert "hubmirror_serve_requests_total" in metrics and "hubmirror_serve_cache_total" in metrics
+
+
+def test_web_ui_obeys_anonymous_off_and_signs_in_with_a_token(bucket_settings: Settings, world) -> None:
+    client = make_client(bucket_settings, anonymous=False)
+    for path in ("/", "/ui/models/org/model", "/ui/status", "/ui/trending"):
+        r = client.get(path)
+        assert r.status_code == 401 and "Sign in" in r.text and world["model"].sha not in r.text, path
+        assert "<td><a href=\"/ui/models/org/model\">" not in r.text
+    assert client.get("/api/cache/repos").status_code == 401
+    bad = client.post("/ui/login", data={"token": "nope"}, follow_redirects=False)
+    assert bad.status_code == 401
+    for elsewhere in ("https://evil.example/", "//evil.example/", "/\\evil.example/"):
+        away = client.post("/ui/login", data={"token": TOKEN_NONE, "next": elsewhere}, follow_redirects=False)
+        assert away.headers["location"] == "/"  # never an open redirect
+    ok = client.post("/ui/login", data={"token": TOKEN_NONE, "next": "/"}, follow_redirects=False)
+    assert ok.status_code == 303 and "httponly" in ok.headers["set-cookie"].lower()
+    page = client.get("/")  # the cookie now identifies bob: public repos only
+    assert page.status_code == 200 and "org/model" in page.text and "org/gated" not in page.text
+
+
+def test_web_ui_answers_storage_trouble_with_503(bucket_settings: Settings, world) -> None:
+    from mirror_core.embedded_s3 import free_port
+
+    broken = bucket_settings.s3.model_copy(update={"endpoint": f"http://127.0.0.1:{free_port()}"})
+    client = TestClient(create_app(load_serve_settings(s3=broken)))
+    for path in ("/", "/ui/models/org/model", "/ui/status", "/ui/trending", "/api/cache/stats"):
+        r = client.get(path)
+        assert r.status_code == 503 and r.headers["retry-after"], path
 
 
 def test_every_4xx_has_an_error_code(client: TestClient, world) -> None:

@@ -78,3 +78,18 @@ def test_datasets_trending_and_plan_merges_config_first(hub, make) -> None:
     assert len(ids) == len(set(ids))
     assert plans[0].repo_id == SMALL_MODEL and plans[1].revisions == ["main", "v*"] and plans[1].source == "config"
     assert {(p.repo_type, p.repo_id) for p in snapshot.repos} <= set(ids)
+
+
+def test_demo_config_selects_the_fake_hubs_trending_repos(hub, make, tmp_path) -> None:
+    import yaml
+
+    from mirror_core.stack import _demo_config
+
+    demo = yaml.safe_load(_demo_config(tmp_path).read_text())
+    settings = make(selection=demo["selection"])
+    snapshot = refresh_trending(settings, Store(settings.s3))
+    top = _top(hub)
+    expected = [m.id for m in top[:8] if not m.gated]
+    assert expected and [p.repo_id for p in snapshot.repos if p.repo_type == "models"] == expected
+    assert [p.repo_id for p in snapshot.repos if p.repo_type == "datasets"] == [d.id for d in _top(hub, "datasets")[:2]]
+    assert all("gated" in c["reason"] for c in snapshot.considered if not c["selected"])
