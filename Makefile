@@ -19,8 +19,9 @@ venv: $(BIN)/.installed
 up: venv
 	$(BIN)/hubmirror up $(if $(UPSTREAM),--upstream $(UPSTREAM),--demo)
 
-## Set up and run the lint and the whole test suite.
+## Set up and run the lint and the whole test suite (installs the Debian tools it needs: see .ci/system-deps).
 test: venv
+	.ci/system-deps
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from mirror_core.errors import ConflictError, GatedRepoError, UpstreamNotFoundError
+from mirror_core.errors import ConflictError, GatedRepoError, UpstreamNotFoundError, UpstreamRevisionNotFoundError
 from mirror_core.layout import RepoRef, refs_key
 from mirror_core.manifest import Refs
 from mirror_core.store import Store
@@ -31,9 +31,10 @@ def access_of(info: dict[str, Any]) -> Access:
             gated if isinstance(gated, bool) or gated in ("auto", "manual") else None)
 
 
-def upstream_access(upstream: Upstream, repo: RepoRef, current: Refs | None,
-                    publish: Callable[[Refs], None]) -> Access:
-    """The repo's access now, from one repo info call.
+def upstream_info(upstream: Upstream, repo: RepoRef, current: Refs | None, publish: Callable[[Refs], None],
+                  revision: str | None = None) -> dict[str, Any]:
+    """The repo's info now (at `revision`, else its default branch): one call that tells its access
+    (`access_of`), its popularity and the sha the revision names.
 
     If the upstream refuses the repo itself to the service token (gated: 401/403 GatedRepo; hidden or
     deleted: 404/401 RepoNotFound), the published refs.json is first rewritten (`publish`) as restricted,
@@ -42,7 +43,9 @@ def upstream_access(upstream: Upstream, repo: RepoRef, current: Refs | None,
     5xx or network errors say nothing about the repo, so they leave the published access as it was.
     """
     try:
-        return access_of(upstream.repo_info(repo))
+        return upstream.repo_info(repo, revision)
+    except UpstreamRevisionNotFoundError:
+        raise  # the repo is there: its access is unchanged
     except GatedRepoError:
         private, gated = access_in(current) if current is not None else (None, None)
         _restrict(current, (private or False, gated or "manual"), publish)

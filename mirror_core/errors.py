@@ -57,6 +57,10 @@ class UpstreamNotFoundError(UpstreamError):
     """The upstream has no such repo, revision or file (or hides it from our token)."""
 
 
+class UpstreamRevisionNotFoundError(UpstreamNotFoundError):
+    """The repo is there upstream, the asked revision is not (nothing to say about the repo's access)."""
+
+
 class GatedRepoError(UpstreamAuthError):
     """The repo is gated and the service token has not been granted access."""
 

@@ -85,13 +85,13 @@ def read_meta(store: Store, repo: RepoRef) -> RepoMeta | None:
         return None
 
 
-def refresh_after_sync(store: Store, upstream: Upstream, repo: RepoRef) -> str | None:
-    """Re-read the repo's head info upstream (one metadata call) and store its snapshot.
+def refresh_after_sync(store: Store, upstream: Upstream, repo: RepoRef, info: dict[str, Any]) -> str | None:
+    """Store the snapshot from the repo info the sync read anyway (no call of its own).
 
     Returns a warning instead of raising: a sync that published its commits is not failed by a counter refresh.
     """
     try:
-        write_meta(store, repo, upstream.repo_info(repo), source="sync", upstream=upstream.endpoint)
+        write_meta(store, repo, info, source="sync", upstream=upstream.endpoint)
     except (HubmirrorError, OSError) as exc:
         return f"{repo}: popularity snapshot not refreshed: {exc}"
     return None

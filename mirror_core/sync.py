@@ -22,13 +22,14 @@ from typing import Any
 
 from rich.progress import Progress, TaskID
 
-from mirror_core.access import access_in, upstream_access
+from mirror_core.access import access_in, access_of, upstream_info
 from mirror_core.errors import (
     ConflictError,
     GatedRepoError,
     HubmirrorError,
     UpstreamAuthError,
     UpstreamNotFoundError,
+    UpstreamRevisionNotFoundError,
 )
 from mirror_core.lastcommit import LastCommit, last_commits
 from mirror_core.layout import RepoRef, commit_key, is_commit_sha, refs_key, validate_revision
@@ -378,9 +379,9 @@ def sync_repo(settings: Settings, repo: RepoRef, revisions: list[str] | None = N
     calls_before = upstream.calls
     auth_error: UpstreamAuthError | None = None
     try:
-        _sync(settings, store, upstream, repo, revisions, result, allow_patterns, ignore_patterns, force,
-              _Progress(progress, str(repo)))
-        if result.revisions and (warning := refresh_after_sync(store, upstream, repo)):
+        info = _sync(settings, store, upstream, repo, revisions, result, allow_patterns, ignore_patterns, force,
+                     _Progress(progress, str(repo)))
+        if result.revisions and (warning := refresh_after_sync(store, upstream, repo, info)):
             log.warning(warning)
     except UpstreamAuthError as exc:
         result.fail(_about(repo, exc))
@@ -426,18 +427,30 @@ def totals(results: list[RepoSyncResult]) -> dict[str, Any]:
 
 def _sync(settings: Settings, store: Store, upstream: Upstream, repo: RepoRef, revisions: list[str],
           result: RepoSyncResult, allow_patterns: list[str] | None, ignore_patterns: list[str] | None,
-          force: bool, progress: _Progress) -> None:
+          force: bool, progress: _Progress) -> dict[str, Any]:
+    """Sync the wanted revisions; returns the repo info read on the way (access and popularity come from it)."""
     store.ensure_bucket()
     current, current_etag = read_refs_for_update(store, repo)
-    access = upstream_access(upstream, repo, current, lambda refs: publish_refs(store, repo, refs, current_etag))
+
+    def restrict(refs: Refs) -> None:
+        publish_refs(store, repo, refs, current_etag)
+
+    single = _single_name(repo, revisions)
+    try:
+        info = upstream_info(upstream, repo, current, restrict, revision=single)
+    except UpstreamRevisionNotFoundError:
+        single, info = None, upstream_info(upstream, repo, current, restrict)  # the refs listing says what there is
+    access = access_of(info)
     remote = None
-    if not all(is_commit_sha(r) for r in revisions):
-        remote = upstream.refs(repo, include_prs=any(r.startswith("refs/pr/") for r in revisions))
-    targets = resolve_targets(repo, revisions, remote, result)
+    targets = _unchanged(current, single, info.get("sha")) if not force else None
+    if targets is None:
+        if not all(is_commit_sha(r) for r in revisions):
+            remote = upstream.refs(repo, include_prs=any(r.startswith("refs/pr/") for r in revisions))
+        targets = resolve_targets(repo, revisions, remote, result)
     if not targets:
         if result.ok:
             raise UpstreamNotFoundError(f"{repo}: no upstream revision matches {revisions}")
-        return
+        return info
 
     state = RepoSync(settings, store, upstream, repo, result, allow_patterns, ignore_patterns, progress)
     published: dict[str, CommitManifest] = {}  # sha -> manifest
@@ -485,6 +498,27 @@ def _sync(settings: Settings, store: Store, upstream: Upstream, repo: RepoRef, r
                                        "private": access[0], "gated": access[1]})
         publish_refs(store, repo, refs, current_etag)
     result.skipped = all_current and not failed and result.ok
+    return info
+
+
+def _single_name(repo: RepoRef, revisions: list[str]) -> str | None:
+    """The one branch or tag name wanted, if the repo info at it can settle an unchanged sync by itself
+    (datasets also follow their converts, which only the refs listing names)."""
+    if repo.type == "datasets" or len(revisions) != 1:
+        return None
+    name = revisions[0]
+    return None if is_glob(name) or is_commit_sha(name) or name.startswith("refs/") else name
+
+
+def _unchanged(current: Refs | None, name: str | None, sha: str | None) -> list[Target] | None:
+    """The target of a single wanted ref that still names the published commit: invariant 4's one metadata
+    call. Otherwise None, and the refs listing decides (it also records tags on mirrored commits)."""
+    if current is None or name is None or not sha:
+        return None
+    for kind in ("branches", "tags"):
+        if getattr(current, kind).get(name) == sha:
+            return [Target(kind, name, sha)]
+    return None
 
 
 def _tables(refs: Refs) -> tuple[dict[str, str], ...]:

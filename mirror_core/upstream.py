@@ -37,6 +37,7 @@ from mirror_core.errors import (
     UpstreamAuthError,
     UpstreamError,
     UpstreamNotFoundError,
+    UpstreamRevisionNotFoundError,
 )
 from mirror_core.layout import URL_PREFIXES, RepoRef, RepoType
 from mirror_core.manifest import REF_KINDS
@@ -314,7 +315,7 @@ def _fatal_error(what: str, exc: HfHubHTTPError, status: int | None) -> Upstream
         return GatedRepoError(f"{what}: the repo is gated and the service token has no access ({detail}); "
                               "request access for the token's account or leave the repo out")
     if isinstance(exc, RevisionNotFoundError):
-        return UpstreamNotFoundError(f"{what}: revision not found on the upstream ({detail})")
+        return UpstreamRevisionNotFoundError(f"{what}: revision not found on the upstream ({detail})")
     if isinstance(exc, EntryNotFoundError):
         return UpstreamNotFoundError(f"{what}: file not found on the upstream ({detail})")
     if isinstance(exc, RepositoryNotFoundError) and exc.response is not None \

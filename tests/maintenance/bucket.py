@@ -50,8 +50,10 @@ class RepoBuilder:
                                   commits=[{"id": s, "title": f"commit {s[:7]}"} for s in log],
                                   files=entries, upstream=UPSTREAM)
         self.store.put_bytes(commit_key(self.repo, sha), manifest.to_json(), "application/json")
-        if publish:
+        if publish:  # access recorded like sync records it: from the upstream's info
             self.history[branch] = log
+            self.refs = self.refs.model_copy(update={"private": bool(manifest.info.get("private", False)),
+                                                     "gated": manifest.info.get("gated", False)})
             self.set_ref("branches", branch, sha)
         return manifest
 

@@ -132,12 +132,12 @@ def test_catalog_of_a_bucket_filled_by_sync(mirror_settings, fakehub, tmp_path):
 
 @pytest.mark.parametrize(("refs_flags", "meta_fields", "info", "restricted"), [
     ({}, None, {}, True),  # nothing known: fail closed
-    ({}, None, {"private": False, "gated": False}, False),
+    ({}, None, {"private": False, "gated": False}, True),  # refs decide: a public manifest does not open it
     ({"private": False, "gated": False}, None, {}, False),
     ({"private": False, "gated": False}, {"private": False, "gated": "auto"}, {}, True),  # gated since: restricted
     ({"private": False, "gated": "manual"}, {"private": False, "gated": False}, {}, True),  # refs say so: restricted
     ({"private": True, "gated": False}, None, {"private": False, "gated": False}, True),
-    ({}, {"private": False, "gated": False}, {}, False),
+    ({}, {"private": False, "gated": False}, {}, True),  # nor a public snapshot
 ])
 def test_restriction_fails_closed(refs_flags, meta_fields, info, restricted):
     from mirror_core.catalog import _row

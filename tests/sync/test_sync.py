@@ -38,7 +38,7 @@ def test_first_sync_mirrors_exact_tree_with_verified_bodies(hub, make) -> None:
     assert report["kind"] == "sync" and report["repos"][0]["revisions"] == {"main": upstream_sha}
 
 
-def test_second_sync_downloads_nothing_and_makes_two_metadata_calls(hub, make) -> None:
+def test_second_sync_downloads_nothing_and_makes_one_metadata_call(hub, make) -> None:
     settings = make()
     repo = RepoRef.parse(SMALL_MODEL)
     assert sync_repo(settings, repo).ok
@@ -47,8 +47,8 @@ def test_second_sync_downloads_nothing_and_makes_two_metadata_calls(hub, make) -
     counters = hub.counters()
     assert again.ok and again.skipped and again.bytes_fetched == 0
     assert counters["resolve"]["requests"] == counters["cdn"]["requests"] == 0
-    # refs (one wanted revision) + repo info (access: gating can change without a commit; popularity snapshot)
-    assert counters["api"]["requests"] <= 2
+    # invariant 4: the repo info at `main` names the published sha and carries access and popularity
+    assert counters["api"]["requests"] == again.metadata_calls == 1
     forced = sync_repo(settings, repo, force=True)  # re-lists, re-checks: still no body bytes
     assert forced.ok and forced.bytes_fetched == 0 and hub.counters()["cdn"]["bytes"] == 0
     assert hub.counters()["resolve"]["bytes"] == 0
