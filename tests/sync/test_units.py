@@ -12,10 +12,10 @@ import pytest
 from mirror_core.errors import IntegrityError, InvalidRevisionError
 from mirror_core.hashing import BodyHasher, git_blob_sha1, sha256_hex
 from mirror_core.layout import RepoRef
+from mirror_core.origins import host_matches, redirect_allowed, same_origin
 from mirror_core.selection import RepoPlan
 from mirror_core.settings import TrendingFilter
 from mirror_core.sync import RepoSyncResult, check_revisions, resolve_targets, trim_info
-from mirror_core.transfer import host_matches, redirect_allowed, same_origin
 from mirror_core.trending import rejection
 from mirror_core.upstream import RetryPolicy, retry_after_seconds
 
