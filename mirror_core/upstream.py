@@ -218,7 +218,7 @@ class Upstream:
                                     "transfer.max_pages if that is expected, or leave the repo out")
             page_url, page_params = next_url, (params if not seen else None)
             response = self.call(what, lambda u=page_url, p=page_params: self._get(what, u, p))
-            seen.add(str(httpx2.URL(page_url, params=page_params)))
+            seen.add(str(httpx2.URL(page_url, params=page_params) if page_params else httpx2.URL(page_url)))
             items = response.json()
             if not isinstance(items, list):
                 raise UpstreamError(f"{what}: the upstream answered {str(items)[:200]!r}, not a list")
