@@ -48,6 +48,10 @@ def same_origin(a: str, b: str) -> bool:
     return _origin(a) == _origin(b)
 
 
+def hostname(url: str) -> str:
+    return _origin(url)[1]
+
+
 def host_port(url: str) -> str:
     _, host, port = _origin(url)
     return f"{host}:{port}"

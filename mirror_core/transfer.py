@@ -50,7 +50,7 @@ from mirror_core.errors import (
 )
 from mirror_core.hashing import BodyHasher
 from mirror_core.layout import RepoRef, blob_key, validate_path
-from mirror_core.origins import _origin, check_hop, same_origin
+from mirror_core.origins import check_hop, hostname, same_origin
 from mirror_core.settings import Settings
 from mirror_core.store import Store
 from mirror_core.upstream import RETRY_STATUSES, Upstream, retry_after_seconds
@@ -189,7 +189,7 @@ class BodyClient:
                 return self._accept(what, response, url)
             _discard(response)
             refused = signed  # expired early, revoked or clock skew: resolve again (once)
-        raise _Retry(f"{what}: {_origin(refused.url)[1]} refused two signed URLs in a row; re-resolving")
+        raise _Retry(f"{what}: {hostname(refused.url)} refused two signed URLs in a row; re-resolving")
 
     def _resolve(self, key: tuple[str, ...], what: str, resolve_url: str, start: int,
                  end: int | None) -> tuple[urllib3.BaseHTTPResponse, str]:
@@ -199,7 +199,7 @@ class BodyClient:
         if self._refused(response, url):
             status = response.status
             _discard(response)
-            raise _Retry(f"{what}: {_origin(url)[1]} refused the signed URL ({status}); re-resolving", None, status)
+            raise _Retry(f"{what}: {hostname(url)} refused the signed URL ({status}); re-resolving", None, status)
         if url != resolve_url and response.status in (200, 206):
             self._signed[key] = _Signed(url)
         return self._accept(what, response, url)
@@ -221,7 +221,7 @@ class BodyClient:
                 response = self.http.request("GET", url, headers=self._headers(url, start, end), redirect=False,
                                              preload_content=False, decode_content=False)
             except (urllib3.exceptions.HTTPError, OSError) as exc:
-                raise _Retry(f"{what}: connection to {_origin(url)[1]} failed ({type(exc).__name__}: {exc})") from exc
+                raise _Retry(f"{what}: connection to {hostname(url)} failed ({type(exc).__name__}: {exc})") from exc
             if response.status not in _REDIRECTS:
                 return response, url
             location = response.headers.get("location")
