@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -132,14 +133,23 @@ def main() -> int:
         gib = size / 1024**3
         servers = {"hub": hub.pid, "s3": s3.pid}
 
-        def cpu_per_gib(before: dict[str, float], child: float | None = None) -> str:
-            used = {name: (cpu_seconds(pid) - before[name]) / gib for name, pid in servers.items()}
+        def snapshot() -> dict[str, float]:
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            return {"client": usage.ru_utime + usage.ru_stime, **{n: cpu_seconds(pid) for n, pid in servers.items()}}
+
+        def cpu_per_gib(before: dict[str, float], child: float | None = None) -> dict[str, float]:
+            """CPU seconds per GiB since `before`: the client (this process, or the sync child), hub, S3."""
+            after = snapshot()
+            used = {name: (after[name] - before[name]) / gib for name in after}
             if child is not None:
-                used = {"sync": child / gib, **used}
+                used["client"] = child / gib
+            return used
+
+        def show(used: dict[str, float]) -> str:
             return "CPU s/GiB " + " ".join(f"{name} {seconds:.1f}" for name, seconds in used.items())
 
         local = tmp / "download.bin"
-        before = {name: cpu_seconds(pid) for name, pid in servers.items()}
+        before = snapshot()
         started = time.perf_counter()
         hf_transfer.download(url=url, filename=str(local), max_files=8, chunk_size=10 * MIB, headers=headers)
         download = size / (time.perf_counter() - started)
@@ -149,16 +159,18 @@ def main() -> int:
         client = s3.client()
         client.make_bucket("bench-upload")
         with local.open("rb") as fh:
-            before = {name: cpu_seconds(pid) for name, pid in servers.items()}
+            before = snapshot()
             started = time.perf_counter()
             client.put_object("bench-upload", "body", fh, size, part_size=PART, num_parallel_uploads=4)
             upload = size / (time.perf_counter() - started)
             upload_cpu = cpu_per_gib(before)
         local.unlink()
         slower = min(download, upload)
-        print(f"file: {LARGE_MODEL}/{LARGE_FILE}, {size / MIB:.0f} MiB, {os.cpu_count()} cores")
-        print(f"baseline hf_transfer.download to disk: {download / MIB:8.1f} MiB/s  {download_cpu}")
-        print(f"baseline minio multipart upload:       {upload / MIB:8.1f} MiB/s  {upload_cpu}")
+        slower_cpu = sum((upload_cpu if upload <= download else download_cpu).values())
+        print(f"file: {LARGE_MODEL}/{LARGE_FILE}, {size / MIB:.0f} MiB, {os.cpu_count()} cores, "
+              f"load average {os.getloadavg()[0]:.1f} (other work on the machine skews every figure)")
+        print(f"baseline hf_transfer.download to disk: {download / MIB:8.1f} MiB/s  {show(download_cpu)}")
+        print(f"baseline minio multipart upload:       {upload / MIB:8.1f} MiB/s  {show(upload_cpu)}")
 
         for engine in [e.strip() for e in args.engines.split(",") if e.strip()]:
             bucket = f"bench-{engine.replace('_', '-')}-{uuid.uuid4().hex[:6]}"
@@ -166,7 +178,7 @@ def main() -> int:
             overrides = {**base, "s3_bucket": bucket,
                          "transfer": {**base["transfer"], "engine": engine, "hf_transfer_threshold": 0}}
             hub.reset()
-            before = {name: cpu_seconds(pid) for name, pid in servers.items()}
+            before = snapshot()
             result = run_child(overrides, LARGE_MODEL)
             if not result["ok"]:
                 raise SystemExit(f"sync with engine {engine} failed: {result['error']}")
@@ -175,9 +187,11 @@ def main() -> int:
             rate = result["bytes_fetched"] / result["seconds"]
             print(f"sync engine={engine:<11}  {rate / MIB:8.1f} MiB/s  ratio to slower baseline: "
                   f"{rate / slower:.2f} (goal >= 0.9)  peak RSS: {result['peak_rss'] / 1e6:.0f} MB (goal <= 300 MB)")
+            used = cpu_per_gib(before, result["cpu"])
             print(f"  hub requests per GiB: {hub_requests / gib:.1f} ({counters['resolve']['requests']} /resolve, "
-                  f"{counters['api']['requests']} /api; CDN GETs: {counters['cdn']['requests']})  "
-                  f"{cpu_per_gib(before, result['cpu'])}")
+                  f"{counters['api']['requests']} /api; CDN GETs: {counters['cdn']['requests']})  {show(used)}")
+            print(f"  where the cores are the limit, the ratio cannot pass {slower_cpu / sum(used.values()):.2f} "
+                  f"(CPU s/GiB of the slower baseline / of the sync, hub and S3 together)")
 
         if args.profile:
             bucket = f"bench-profile-{uuid.uuid4().hex[:6]}"

@@ -155,3 +155,26 @@ def test_token_goes_only_to_the_upstream_origin() -> None:
     for other in ("http://127.0.0.1:8001/lfs/abc", "https://127.0.0.1:8000/x", "http://localhost:8000/x"):
         assert "Authorization" not in client._headers(other, 5)
     assert client._headers("http://127.0.0.1:8001/lfs/abc", 5)["Range"] == "bytes=5-"
+
+
+def test_signed_url_expiry_is_read_from_the_url() -> None:
+    from mirror_core.transfer import url_expiry
+
+    assert url_expiry("https://cdn-lfs.hf.co/x?Expires=1764000000&Signature=s&Key-Pair-Id=k") == 1764000000
+    amz = "https://cas-bridge.xethub.hf.co/x?X-Amz-Date=20261203T080000Z&X-Amz-Expires=3600&X-Amz-Signature=s"
+    assert url_expiry(amz) == datetime(2026, 12, 3, 9, 0, tzinfo=UTC).timestamp()
+    assert url_expiry("https://cdn.example/x?X-Amz-Date=garbage&X-Amz-Expires=3600") is None
+    assert url_expiry("https://cdn.example/x?token=abc") is None
+
+
+def test_hostile_hops_are_refused_with_the_host_named() -> None:
+    from mirror_core.errors import RedirectNotAllowedError
+    from mirror_core.origins import check_hop
+
+    up = "https://hub.example"
+    check_hop("tree", up + "/api/a", up + "/api/b", up, [])
+    check_hop("tree", up + "/api/a", "https://cdn.example/x", up, ["cdn.example"])
+    with pytest.raises(RedirectNotAllowedError, match="evil.example:443.*allowed_redirect_hosts"):
+        check_hop("tree", up + "/api/a", "https://evil.example/x", up, ["cdn.example"])
+    with pytest.raises(RedirectNotAllowedError, match="from https"):
+        check_hop("tree", up + "/api/a", "http://cdn.example/x", up, ["cdn.example"])
