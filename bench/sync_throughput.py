@@ -59,9 +59,10 @@ settings = load_settings(**json.loads(sys.argv[1]))
 started = time.perf_counter()
 result = sync_repo(settings, RepoRef.parse(sys.argv[2]), write_report=False)
 seconds = time.perf_counter() - started
-usage = resource.getrusage(resource.RUSAGE_SELF)
+usage, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
 hwm = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmHWM:"))
-print(json.dumps({"seconds": seconds, "ok": result.ok, "error": result.error, "cpu": usage.ru_utime + usage.ru_stime,
+print(json.dumps({"seconds": seconds, "ok": result.ok, "error": result.error,
+                  "cpu": usage.ru_utime + usage.ru_stime + kids.ru_utime + kids.ru_stime,
                   "bytes_fetched": result.bytes_fetched, "peak_rss": hwm}))
 """
 # Where the stream engine's CPU goes, by the innermost frame that names a stage (py-spy raw stacks).

@@ -15,16 +15,20 @@ and sha256) before being put. Two engines:
   part buffers, whatever the file size and however many files run at once; no temp files.
 - `hf_transfer`: parallel ranged download into a temp file (Rust; needs disk for the whole file),
   then the same hash-gated parallel multipart upload from that file. Download and upload do not
-  overlap; if hf_transfer fails, the stream engine takes over. It is handed only a URL the
+  overlap; hf_transfer runs in a child process (it holds the GIL while it downloads); if it fails,
+  the stream engine takes over. It is handed only a URL the
   redirect rules allowed, with the token only if that URL is on the upstream's origin.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import queue
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -720,8 +724,6 @@ class Transfer:
 
     def _hf_transfer_download(self, repo: RepoRef, sha: str, meta: FileMeta, counter: _Counter) -> str | None:
         """Parallel ranged download to a temp file; None if hf_transfer failed (the caller streams instead)."""
-        import hf_transfer
-
         # final_url follows redirects only to allowed hosts and adds the token only on the upstream's origin,
         # so hf_transfer never sees a host the rules refused nor the token off the origin.
         url, headers = self.client.final_url(repo, sha, meta.path)
@@ -729,10 +731,9 @@ class Transfer:
         fd, path = tempfile.mkstemp(prefix="hubmirror-", suffix=".part")
         os.close(fd)
         try:
-            hf_transfer.download(url=url, filename=path, max_files=max(4, self.settings.transfer.concurrency * 2),
-                                 chunk_size=10 * 1024**2, parallel_failures=3,
-                                 max_retries=self.settings.transfer.max_retries, headers=headers,
-                                 callback=counter)
+            run_hf_transfer({"url": url, "filename": path, "headers": headers, "chunk_size": 10 * 1024**2,
+                             "max_files": max(4, self.settings.transfer.concurrency * 2), "parallel_failures": 3,
+                             "max_retries": self.settings.transfer.max_retries})
             got = os.path.getsize(path)
             if got != meta.size:
                 raise UpstreamError(f"wrote {got} of {meta.size} bytes")
@@ -743,6 +744,7 @@ class Transfer:
             log.warning("%s@%s/%s: hf_transfer failed (%s: %s); fetching with the stream engine instead",
                         repo, sha[:12], meta.path, type(exc).__name__, exc)
             return None
+        counter(meta.size)
         return path
 
     def _fetch_whole(self, repo: RepoRef, sha: str, meta: FileMeta, sha256: str | None, lfs: bool,
@@ -762,6 +764,20 @@ class Transfer:
                 spool.seek(0)
                 self.store.put_stream(key, spool, meta.size, part_size=self.part_size)
             return got
+
+
+_HF_TRANSFER_CHILD = "import json, sys, hf_transfer; hf_transfer.download(**json.load(sys.stdin))"
+
+
+def run_hf_transfer(arguments: dict[str, Any]) -> None:
+    """`hf_transfer.download(**arguments)` in a child process, because it holds the GIL for the whole
+    download: in this process it would freeze every other transfer (and progress) until it is done.
+    The arguments go through stdin, so a token in the headers never shows in the process list."""
+    proc = subprocess.run([sys.executable, "-c", _HF_TRANSFER_CHILD], input=json.dumps(arguments), text=True,
+                          capture_output=True, check=False)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+        raise UpstreamError(f"hf_transfer exited with {proc.returncode}: {last[:300]}")
 
 
 class _Counter:

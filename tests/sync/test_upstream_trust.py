@@ -3,9 +3,9 @@ redirects, hf_transfer), upstream listings are bounded and loop-detected, hf_tra
 
 from __future__ import annotations
 
-import hf_transfer
 import pytest
 
+import mirror_core.transfer as transfer_module
 from mirror_core.layout import RepoRef
 from mirror_core.store import Store
 from mirror_core.sync import sync_repo
@@ -82,8 +82,8 @@ def test_pagination_is_capped_in_pages_and_entries(hub, make) -> None:
 
 def test_hf_transfer_gets_only_allowed_urls_and_no_token_off_origin(hub, make, monkeypatch) -> None:
     calls: list[dict] = []
-    real = hf_transfer.download
-    monkeypatch.setattr(hf_transfer, "download", lambda **kw: calls.append(kw) or real(**kw))
+    real = transfer_module.run_hf_transfer
+    monkeypatch.setattr(transfer_module, "run_hf_transfer", lambda args: calls.append(args) or real(args))
     refused = make(engine="hf_transfer", hf_transfer_threshold=0, allowed_redirect_hosts=[])
     _fails_unpublished(refused, LARGE_MODEL, "allowed_redirect_hosts")
     assert calls == [] and hub.counters()["cdn"]["requests"] == 0  # never handed the CDN URL
@@ -104,3 +104,41 @@ def test_hf_transfer_failure_falls_back_to_stream(hub, make) -> None:
     assert hub.faults()[0]["fired"] >= 1  # hf_transfer really failed
     assert any(r["status"] == 206 and r["fault"] is None for r in hub.requests() if r["kind"] == "cdn")
     assert_commit_mirrored(hub, Store(settings.s3), repo, hub.repo_record("model", LARGE_MODEL)["branches"]["main"])
+
+
+def test_hf_transfer_does_not_freeze_the_other_threads(hub, make, monkeypatch) -> None:
+    """hf_transfer holds the GIL while it downloads: run in this process, it would stop every other
+    transfer thread for the whole download (a ticking thread would tick about once)."""
+    import threading
+    import time
+
+    hub.add_fault("delay", kind="cdn", header="user-agent: hf_transfer", delay=0.5)
+    ticks: list[float] = []
+    done = threading.Event()
+
+    def tick() -> None:
+        while not done.is_set():
+            ticks.append(time.monotonic())
+            time.sleep(0.01)
+
+    spans: list[tuple[float, float]] = []
+    real = transfer_module.run_hf_transfer
+
+    def timed(args: dict) -> None:
+        started = time.monotonic()
+        try:
+            real(args)
+        finally:
+            spans.append((started, time.monotonic()))
+
+    monkeypatch.setattr(transfer_module, "run_hf_transfer", timed)
+    ticker = threading.Thread(target=tick, daemon=True)
+    ticker.start()
+    try:
+        assert sync_repo(make(engine="hf_transfer", hf_transfer_threshold=0), RepoRef.parse(LARGE_MODEL)).ok
+    finally:
+        done.set()
+        ticker.join()
+    (start, end), = spans
+    assert end - start >= 0.5
+    assert sum(start <= t <= end for t in ticks) >= 10
