@@ -57,16 +57,14 @@ from mirror_core.layout import RepoRef, blob_key, validate_path
 from mirror_core.origins import check_hop, hostname, same_origin
 from mirror_core.settings import Settings
 from mirror_core.store import Store
-from mirror_core.upstream import RETRY_STATUSES, Upstream, retry_after_seconds
+from mirror_core.upstream import MAX_REDIRECTS, REDIRECT_STATUSES, RETRY_STATUSES, Upstream, retry_after_seconds
 
 CHUNK = 1024 * 1024
-MAX_REDIRECTS = 10
 UPLOAD_WORKERS = 4
 BUFFER_BUDGET = 128 * 1024**2  # part buffers held at once by the whole process, all files together
 RANGE_CONNECTIONS = 4  # parallel ranged GETs per large body (stream engine)
 INTEGRITY_ATTEMPTS = 2  # a body that fails its hash is fetched once more before the file fails
 EXPIRY_MARGIN = 2.0  # seconds: a signed URL this close to its stated expiry is renewed before use
-_REDIRECTS = (301, 302, 303, 307, 308)
 _REFUSED = (401, 403, 410)  # a CDN's answers to an expired or revoked signed URL
 log = logging.getLogger(__name__)
 
@@ -226,7 +224,7 @@ class BodyClient:
                                              preload_content=False, decode_content=False)
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 raise _Retry(f"{what}: connection to {hostname(url)} failed ({type(exc).__name__}: {exc})") from exc
-            if response.status not in _REDIRECTS:
+            if response.status not in REDIRECT_STATUSES:
                 return response, url
             location = response.headers.get("location")
             _discard(response)

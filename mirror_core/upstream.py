@@ -43,14 +43,15 @@ from mirror_core.errors import (
     UpstreamNotFoundError,
 )
 from mirror_core.layout import URL_PREFIXES, RepoRef, RepoType
+from mirror_core.manifest import REF_KINDS
 from mirror_core.origins import check_hop, same_origin
 from mirror_core.settings import Settings
 
 T = TypeVar("T")
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_REDIRECTS = 10
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_REF_FIELDS = {"branches": "branches", "tags": "tags", "converts": "converts", "pull_requests": "pullRequests"}
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_REF_FIELDS = {kind: "pullRequests" if kind == "pull_requests" else kind for kind in REF_KINDS}  # the Hub's JSON names
 NETWORK_ERRORS = (httpx2.TransportError, httpx.TransportError, ConnectionError, TimeoutError)
 
 
@@ -195,7 +196,7 @@ class Upstream:
             response = get_session().get(url, params=params, headers=self.headers(url), timeout=self.timeout,
                                          follow_redirects=False)
             location = response.headers.get("location")
-            if response.status_code not in _REDIRECTS or not location:
+            if response.status_code not in REDIRECT_STATUSES or not location:
                 hf_raise_for_status(response)
                 return response
             target = urljoin(str(response.url), location)
