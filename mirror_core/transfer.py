@@ -105,7 +105,10 @@ class _Signed:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.expires = url_expiry(url)
+        expires = url_expiry(url)
+        # A URL that looks dead on arrival means our clock and the CDN's disagree (or a tiny lifetime):
+        # then only the CDN's refusal tells, else every range would resolve again.
+        self.expires = expires if expires is not None and expires - EXPIRY_MARGIN > time.time() else None
 
     def stale(self) -> bool:
         return self.expires is not None and self.expires - EXPIRY_MARGIN <= time.time()

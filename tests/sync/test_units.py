@@ -167,6 +167,16 @@ def test_signed_url_expiry_is_read_from_the_url() -> None:
     assert url_expiry("https://cdn.example/x?token=abc") is None
 
 
+def test_a_signed_url_dead_on_arrival_is_trusted_until_refused() -> None:
+    """Clock skew: a fresh URL that looks expired by our clock must not make every range resolve again."""
+    import time
+
+    from mirror_core.transfer import _Signed
+
+    assert not _Signed(f"https://cdn.example/x?Expires={int(time.time()) - 3600}").stale()
+    assert _Signed(f"https://cdn.example/x?Expires={int(time.time()) + 3600}").expires is not None
+
+
 def test_hostile_hops_are_refused_with_the_host_named() -> None:
     from mirror_core.errors import RedirectNotAllowedError
     from mirror_core.origins import check_hop
