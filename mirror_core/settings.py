@@ -94,6 +94,8 @@ class TransferSettings(_Section):
     max_retries: int = Field(default=5, ge=0, le=50)
     backoff_base: float = Field(default=1.0, gt=0, description="first wait after a 5xx/network error, doubling")
     max_wait: float = Field(default=60, gt=0, description="cap on one backoff or Retry-After wait, seconds")
+    max_pages: int = Field(default=1000, ge=1, description="pages of one upstream listing (tree, commits, trending)")
+    max_entries: int = Field(default=1_000_000, ge=1, description="entries of one upstream listing")
 
 
 class RetentionSettings(_Section):

@@ -9,25 +9,35 @@ and sha256) before being put. Two engines:
 
 - `stream`: a few connections fetch part-sized ranges; each part is uploaded as soon as it arrives
   while the parts are hashed in order, so download, hashing and upload overlap. A dropped
-  connection resumes its range with `Range` (re-resolving for a fresh signed URL); a server that
+  connection resumes its range with `Range`; a file is resolved once and its signed CDN URL reused
+  for every range until it expires or the CDN refuses it (then resolved again); a server that
   ignores Range gets one sequential stream instead. Memory is bounded by a process-wide pool of
   part buffers, whatever the file size and however many files run at once; no temp files.
 - `hf_transfer`: parallel ranged download into a temp file (Rust; needs disk for the whole file),
   then the same hash-gated parallel multipart upload from that file. Download and upload do not
-  overlap; if hf_transfer fails, the stream engine takes over.
+  overlap; hf_transfer runs in a child process (it holds the GIL while it downloads); if it fails,
+  the stream engine takes over. It is handed only a URL the
+  redirect rules allowed, with the token only if that URL is on the upstream's origin.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
 import os
 import queue
+import subprocess
+import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import urllib3
 from minio.datatypes import Part
@@ -37,7 +47,6 @@ from mirror_core.errors import (
     HubmirrorError,
     IntegrityError,
     RateLimitedError,
-    RedirectNotAllowedError,
     StorageError,
     UpstreamAuthError,
     UpstreamError,
@@ -45,17 +54,19 @@ from mirror_core.errors import (
 )
 from mirror_core.hashing import BodyHasher
 from mirror_core.layout import RepoRef, blob_key, validate_path
+from mirror_core.origins import check_hop, hostname, same_origin
 from mirror_core.settings import Settings
 from mirror_core.store import Store
-from mirror_core.upstream import RETRY_STATUSES, Upstream, retry_after_seconds
+from mirror_core.upstream import MAX_REDIRECTS, REDIRECT_STATUSES, RETRY_STATUSES, Upstream, retry_after_seconds
 
 CHUNK = 1024 * 1024
-MAX_REDIRECTS = 10
 UPLOAD_WORKERS = 4
 BUFFER_BUDGET = 128 * 1024**2  # part buffers held at once by the whole process, all files together
 RANGE_CONNECTIONS = 4  # parallel ranged GETs per large body (stream engine)
 INTEGRITY_ATTEMPTS = 2  # a body that fails its hash is fetched once more before the file fails
-_REDIRECTS = (301, 302, 303, 307, 308)
+EXPIRY_MARGIN = 2.0  # seconds: a signed URL this close to its stated expiry is renewed before use
+_REFUSED = (401, 403, 410)  # a CDN's answers to an expired or revoked signed URL
+log = logging.getLogger(__name__)
 
 
 class FileMeta(Protocol):
@@ -74,43 +85,6 @@ class FetchResult:
     reused: bool
 
 
-# -- hosts and redirects ------------------------------------------------------------------------
-
-def _origin(url: str) -> tuple[str, str, int]:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    return scheme, (parts.hostname or "").lower(), parts.port or (443 if scheme == "https" else 80)
-
-
-def host_matches(url: str, pattern: str) -> bool:
-    """Does the URL's host match `host`, `host:port`, `*.suffix` or `*.suffix:port`?"""
-    _, host, port = _origin(url)
-    pattern = pattern.strip().lower()
-    want_port: int | None = None
-    head, sep, tail = pattern.rpartition(":")
-    if sep and tail.isdigit() and not head.endswith(":"):
-        pattern, want_port = head, int(tail)
-    pattern = pattern.strip("[]")
-    if want_port is not None and want_port != port:
-        return False
-    if pattern.startswith("*."):
-        return host.endswith(pattern[1:]) and len(host) > len(pattern) - 1
-    return bool(pattern) and host == pattern
-
-
-def redirect_allowed(target: str, upstream: str, allowed: list[str]) -> bool:
-    """The upstream's own origin is always allowed; other hosts only if listed."""
-    if _origin(target)[0] not in ("http", "https"):
-        return False
-    if same_origin(target, upstream):
-        return True
-    return any(host_matches(target, pattern) for pattern in allowed)
-
-
-def same_origin(a: str, b: str) -> bool:
-    return _origin(a) == _origin(b)
-
-
 # -- HTTP bodies --------------------------------------------------------------------------------
 
 class RangeNotSupported(UpstreamError):
@@ -126,8 +100,44 @@ class _Retry(Exception):
         self.status = status
 
 
+class _Signed:
+    """A body's final (signed CDN) URL, reused for every range of the file until it expires or is refused."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        expires = url_expiry(url)
+        # A URL that looks dead on arrival means our clock and the CDN's disagree (or a tiny lifetime):
+        # then only the CDN's refusal tells, else every range would resolve again.
+        self.expires = expires if expires is not None and expires - EXPIRY_MARGIN > time.time() else None
+
+    def stale(self) -> bool:
+        return self.expires is not None and self.expires - EXPIRY_MARGIN <= time.time()
+
+
+def url_expiry(url: str) -> float | None:
+    """When a signed URL stops working, if it says: `Expires=<unix time>` (CloudFront, S3 v2, the fake hub's
+    CDN) or `X-Amz-Date` + `X-Amz-Expires` (S3 SigV4). None when unknown: the CDN's refusal tells us then."""
+    query = {k.lower(): v for k, v in parse_qsl(urlsplit(url).query)}
+    expires = query.get("expires", "")
+    if expires.isdigit():
+        return float(expires)
+    date, ttl = query.get("x-amz-date", ""), query.get("x-amz-expires", "")
+    if date and ttl.isdigit():
+        try:
+            return datetime.strptime(date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp() + int(ttl)
+        except ValueError:
+            return None
+    return None
+
+
 class BodyClient:
-    """Opens body downloads through resolve URLs with the mirror's redirect, auth and retry rules."""
+    """Opens body downloads through resolve URLs with the mirror's redirect, auth and retry rules.
+
+    A file is resolved once: the signed URL the upstream redirects to is kept and reused for every
+    range of that file (one `/resolve` per file, not per part, which is what the upstream's rate
+    limit counts), until it is about to expire or the CDN refuses it; then it is resolved again,
+    once. Threads fetching ranges of the same file wait for one resolve instead of each sending one.
+    """
 
     def __init__(self, settings: Settings, upstream: Upstream) -> None:
         self.upstream = upstream
@@ -137,6 +147,9 @@ class BodyClient:
             num_pools=8, maxsize=settings.transfer.concurrency * RANGE_CONNECTIONS + 4, retries=False,
             timeout=urllib3.Timeout(connect=10, read=settings.transfer.timeout),
         )
+        self._signed: dict[tuple[str, ...], _Signed] = {}
+        self._locks: dict[tuple[str, ...], threading.Lock] = {}
+        self._guard = threading.Lock()
 
     def _headers(self, url: str, start: int, end: int | None = None) -> dict[str, str]:
         headers = {"Accept-Encoding": "identity", "User-Agent": "hubmirror"}
@@ -146,44 +159,83 @@ class BodyClient:
             headers["Range"] = f"bytes={start}-{'' if end is None else end}"
         return headers
 
+    @staticmethod
+    def _key(repo: RepoRef, sha: str, path: str) -> tuple[str, ...]:
+        return repo.type, repo.repo_id, sha, path
+
+    def _lock(self, key: tuple[str, ...]) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def forget(self, repo: RepoRef, sha: str, path: str) -> None:
+        """The file is done: drop its signed URL (keeps the cache as small as the files in flight)."""
+        key = self._key(repo, sha, path)
+        with self._guard:
+            self._signed.pop(key, None)
+            self._locks.pop(key, None)
+
     def open(self, repo: RepoRef, sha: str, path: str, start: int = 0,
              end: int | None = None) -> tuple[urllib3.BaseHTTPResponse, str]:
         """GET the body from `start` (inclusive `end`), following allowed redirects; (response, final URL).
 
-        Raises _Retry for transient failures, an UpstreamError subclass for final ones.
+        Uses the file's signed URL if one is known and fresh, else resolves (once, whatever the number
+        of threads asking). Raises _Retry for transient failures, an UpstreamError subclass for final ones.
         """
-        url = self.upstream.resolve_url(repo, sha, path)
+        key = self._key(repo, sha, path)
         what = f"{repo}@{sha[:12]}/{path}"
+        refused: _Signed | None = None
+        for _ in range(2):
+            with self._lock(key):
+                signed = self._signed.get(key)
+                if signed is None or signed is refused or signed.stale():
+                    return self._resolve(key, what, self.upstream.resolve_url(repo, sha, path), start, end)
+            response, url = self._follow(what, signed.url, start, end)
+            if not self._refused(response, url):
+                return self._accept(what, response, url)
+            _discard(response)
+            refused = signed  # expired early, revoked or clock skew: resolve again (once)
+        raise _Retry(f"{what}: {hostname(refused.url)} refused two signed URLs in a row; re-resolving")
+
+    def _resolve(self, key: tuple[str, ...], what: str, resolve_url: str, start: int,
+                 end: int | None) -> tuple[urllib3.BaseHTTPResponse, str]:
+        """GET through the upstream's resolve URL (the caller holds the file's lock) and keep where it led."""
+        self._signed.pop(key, None)
+        response, url = self._follow(what, resolve_url, start, end)
+        if self._refused(response, url):
+            status = response.status
+            _discard(response)
+            raise _Retry(f"{what}: {hostname(url)} refused the signed URL ({status}); re-resolving", None, status)
+        if url != resolve_url and response.status in (200, 206):
+            self._signed[key] = _Signed(url)
+        return self._accept(what, response, url)
+
+    def _refused(self, response: urllib3.BaseHTTPResponse, url: str) -> bool:
+        """A CDN refusing a signed URL (expired, revoked, clock skew): resolving again signs a fresh one."""
+        return response.status in _REFUSED and not same_origin(url, self.upstream.endpoint)
+
+    @staticmethod
+    def _accept(what: str, response: urllib3.BaseHTTPResponse, url: str) -> tuple[urllib3.BaseHTTPResponse, str]:
+        if response.status in (200, 206):
+            return response, url
+        raise _status_error(what, response)
+
+    def _follow(self, what: str, url: str, start: int, end: int | None) -> tuple[urllib3.BaseHTTPResponse, str]:
+        """GET `url`, following redirects only to allowed hosts; the first non-redirect answer and its URL."""
         for _ in range(MAX_REDIRECTS + 1):
             try:
                 response = self.http.request("GET", url, headers=self._headers(url, start, end), redirect=False,
                                              preload_content=False, decode_content=False)
             except (urllib3.exceptions.HTTPError, OSError) as exc:
-                raise _Retry(f"{what}: connection to {_origin(url)[1]} failed ({type(exc).__name__}: {exc})") from exc
-            status = response.status
-            if status in _REDIRECTS:
-                location = response.headers.get("location")
-                _discard(response)
-                if not location:
-                    raise UpstreamError(f"{what}: redirect {status} without a Location header")
-                target = urljoin(url, location)
-                if _origin(url)[0] == "https" and _origin(target)[0] != "https":
-                    raise RedirectNotAllowedError(f"{what}: refusing a redirect from https to {target.split('?')[0]}")
-                if not redirect_allowed(target, self.upstream.endpoint, self.allowed):
-                    raise RedirectNotAllowedError(
-                        f"{what}: the upstream redirected to {_origin(target)[1]}:{_origin(target)[2]}, which is not "
-                        "in transfer.allowed_redirect_hosts; add it there if you trust it"
-                    )
-                url = target
-                continue
-            if status in (200, 206):
+                raise _Retry(f"{what}: connection to {hostname(url)} failed ({type(exc).__name__}: {exc})") from exc
+            if response.status not in REDIRECT_STATUSES:
                 return response, url
-            if status in (401, 403) and not same_origin(url, self.upstream.endpoint):
-                # A CDN refusing a signed URL (expired, clock skew): resolving again signs a fresh one.
-                _discard(response)
-                raise _Retry(f"{what}: {_origin(url)[1]} refused the signed URL ({status}); re-resolving", None,
-                             status)
-            raise _status_error(what, response)
+            location = response.headers.get("location")
+            _discard(response)
+            if not location:
+                raise UpstreamError(f"{what}: redirect {response.status} without a Location header")
+            target = urljoin(url, location)
+            check_hop(what, url, target, self.upstream.endpoint, self.allowed)
+            url = target
         raise UpstreamError(f"{what}: more than {MAX_REDIRECTS} redirects")
 
     def final_url(self, repo: RepoRef, sha: str, path: str) -> tuple[str, dict[str, str]]:
@@ -206,8 +258,8 @@ class BodyClient:
 
     def iter_body(self, repo: RepoRef, sha: str, path: str, size: int, start: int = 0,
                   on_bytes: Callable[[int], None] | None = None, stop: int | None = None) -> Iterator[bytes]:
-        """The bytes [start, stop or size) of a body, resuming with Range after drops (re-resolving each
-        time, so an expired signed CDN URL is renewed). Yields exactly that many bytes, or raises.
+        """The bytes [start, stop or size) of a body, resuming with Range after drops (on the file's signed
+        URL while it is valid, else resolved again). Yields exactly that many bytes, or raises.
 
         With `stop` (a ranged part), a server that ignores Range raises RangeNotSupported so that the
         caller can fall back to one sequential stream instead of downloading the body once per part.
@@ -567,15 +619,18 @@ class Transfer:
                 return FetchResult(sha256, meta.size, 0, True)
         last: IntegrityError | None = None
         counter = _Counter(on_bytes)  # every byte received, failed attempts included
-        for _ in range(INTEGRITY_ATTEMPTS):
-            try:
-                if sha256 and meta.size > self.part_size:
-                    self._fetch_multipart(repo, sha, meta, sha256, lfs, counter)
-                    return FetchResult(sha256, meta.size, counter.total, False)
-                got = self._fetch_whole(repo, sha, meta, sha256, lfs, counter, overwrite)
-                return FetchResult(got, meta.size, counter.total, False)
-            except IntegrityError as exc:
-                last = exc
+        try:
+            for _ in range(INTEGRITY_ATTEMPTS):
+                try:
+                    if sha256 and meta.size > self.part_size:
+                        self._fetch_multipart(repo, sha, meta, sha256, lfs, counter)
+                        return FetchResult(sha256, meta.size, counter.total, False)
+                    got = self._fetch_whole(repo, sha, meta, sha256, lfs, counter, overwrite)
+                    return FetchResult(got, meta.size, counter.total, False)
+                except IntegrityError as exc:
+                    last = exc
+        finally:
+            self.client.forget(repo, sha, meta.path)
         assert last is not None
         raise last
 
@@ -672,22 +727,27 @@ class Transfer:
 
     def _hf_transfer_download(self, repo: RepoRef, sha: str, meta: FileMeta, counter: _Counter) -> str | None:
         """Parallel ranged download to a temp file; None if hf_transfer failed (the caller streams instead)."""
-        import hf_transfer
-
+        # final_url follows redirects only to allowed hosts and adds the token only on the upstream's origin,
+        # so hf_transfer never sees a host the rules refused nor the token off the origin.
         url, headers = self.client.final_url(repo, sha, meta.path)
+        headers["User-Agent"] = "hubmirror (hf_transfer)"
         fd, path = tempfile.mkstemp(prefix="hubmirror-", suffix=".part")
         os.close(fd)
         try:
-            hf_transfer.download(url=url, filename=path, max_files=max(4, self.settings.transfer.concurrency * 2),
-                                 chunk_size=10 * 1024**2, parallel_failures=3,
-                                 max_retries=self.settings.transfer.max_retries, headers=headers,
-                                 callback=counter)
-        except Exception:  # noqa: BLE001 - any failure falls back to the resumable stream engine
-            os.unlink(path)
+            run_hf_transfer({"url": url, "filename": path, "headers": headers, "chunk_size": 10 * 1024**2,
+                             "max_files": max(4, self.settings.transfer.concurrency * 2), "parallel_failures": 3,
+                             "max_retries": self.settings.transfer.max_retries})
+            got = os.path.getsize(path)
+            if got != meta.size:
+                raise UpstreamError(f"wrote {got} of {meta.size} bytes")
+        except Exception as exc:  # noqa: BLE001 - any failure falls back to the resumable stream engine
+            # hf_transfer removes its file on some failures: the fallback must not trip over a missing .part.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            log.warning("%s@%s/%s: hf_transfer failed (%s: %s); fetching with the stream engine instead",
+                        repo, sha[:12], meta.path, type(exc).__name__, exc)
             return None
-        if os.path.getsize(path) != meta.size:
-            os.unlink(path)
-            return None
+        counter(meta.size)
         return path
 
     def _fetch_whole(self, repo: RepoRef, sha: str, meta: FileMeta, sha256: str | None, lfs: bool,
@@ -707,6 +767,20 @@ class Transfer:
                 spool.seek(0)
                 self.store.put_stream(key, spool, meta.size, part_size=self.part_size)
             return got
+
+
+_HF_TRANSFER_CHILD = "import json, sys, hf_transfer; hf_transfer.download(**json.load(sys.stdin))"
+
+
+def run_hf_transfer(arguments: dict[str, Any]) -> None:
+    """`hf_transfer.download(**arguments)` in a child process, because it holds the GIL for the whole
+    download: in this process it would freeze every other transfer (and progress) until it is done.
+    The arguments go through stdin, so a token in the headers never shows in the process list."""
+    proc = subprocess.run([sys.executable, "-c", _HF_TRANSFER_CHILD], input=json.dumps(arguments), text=True,
+                          capture_output=True, check=False)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+        raise UpstreamError(f"hf_transfer exited with {proc.returncode}: {last[:300]}")
 
 
 class _Counter:

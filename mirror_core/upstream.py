@@ -2,9 +2,14 @@
 
 Every call goes through one retry loop: 429 waits for `Retry-After` (or HF's `RateLimit` header),
 5xx and network errors back off exponentially, and auth errors are raised at once as
-UpstreamAuthError because retrying a refused token only burns the rate limit. Repo info, trees and
-commit logs are kept as the raw JSON the upstream sent, because manifests store them for serve to
-answer HF clients with the same fields.
+UpstreamAuthError because retrying a refused token only burns the rate limit. Repo info, refs,
+trees and commit logs are kept as the raw JSON the upstream sent, because manifests store them for
+serve to answer HF clients with the same fields.
+
+Every request is made here (not through HfApi's helpers, which follow redirects and next-page
+`Link`s to any host with the token): redirects and `Link`s are followed only to the upstream's
+origin or `transfer.allowed_redirect_hosts` (without the token there), and listings are capped at
+`transfer.max_pages` pages / `transfer.max_entries` entries and stop at the first `Link` seen twice.
 """
 
 from __future__ import annotations
@@ -16,11 +21,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urljoin
 
 import httpx
 import httpx2
-from huggingface_hub import HfApi
 from huggingface_hub.errors import (
     EntryNotFoundError,
     HfHubHTTPError,
@@ -41,10 +45,15 @@ from mirror_core.errors import (
 )
 from mirror_core.layout import URL_PREFIXES, RepoRef, RepoType
 from mirror_core.manifest import REF_KINDS
+from mirror_core.origins import check_hop, same_origin
 from mirror_core.settings import Settings
 
 T = TypeVar("T")
+Params = dict[str, Any] | list[tuple[str, Any]] | None  # query parameters; a list where keys repeat (expand)
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+MAX_REDIRECTS = 10
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_REF_FIELDS = {kind: "pullRequests" if kind == "pull_requests" else kind for kind in REF_KINDS}  # the Hub's JSON names
 NETWORK_ERRORS = (httpx2.TransportError, httpx.TransportError, ConnectionError, TimeoutError)
 
 
@@ -122,8 +131,9 @@ class Upstream:
         self.token = settings.token
         self.timeout = settings.transfer.timeout
         self.policy = policy or RetryPolicy.from_settings(settings)
-        # token=False: never fall back to a token saved on this machine; the mirror uses only its own.
-        self.api = HfApi(endpoint=self.endpoint, token=self.token or False, library_name="hubmirror")
+        self.allowed = list(settings.transfer.allowed_redirect_hosts)
+        self.max_pages = settings.transfer.max_pages
+        self.max_entries = settings.transfer.max_entries
         self._call_count = 0
         self._lock = threading.Lock()
 
@@ -138,8 +148,11 @@ class Upstream:
         with self._lock:
             self._call_count += 1
 
-    def headers(self) -> dict[str, str]:
-        return build_hf_headers(token=self.token or False, library_name="hubmirror")
+    def headers(self, url: str | None = None) -> dict[str, str]:
+        """HF client headers; the token only for the upstream's own origin (token=False: never one saved
+        on this machine, the mirror uses only its own)."""
+        on_origin = url is None or same_origin(url, self.endpoint)
+        return build_hf_headers(token=(self.token if on_origin else None) or False, library_name="hubmirror")
 
     def api_url(self, repo: RepoRef, *parts: str) -> str:
         return "/".join([f"{self.endpoint}/api/{repo.type}/{repo.repo_id}", *parts])
@@ -179,32 +192,64 @@ class Upstream:
                 self.policy.sleep(self.policy.delay(attempt))
         raise AssertionError("unreachable")
 
-    def _get(self, url: str, params: dict[str, Any] | list[tuple[str, Any]] | None = None) -> httpx2.Response:
-        response = get_session().get(url, params=params, headers=self.headers(), timeout=self.timeout)
-        hf_raise_for_status(response)
-        return response
+    def _get(self, what: str, url: str, params: Params = None) -> httpx2.Response:
+        """GET with redirects followed by hand, only where the upstream may send us (token only on its origin)."""
+        for _ in range(MAX_REDIRECTS + 1):
+            response = get_session().get(url, params=params, headers=self.headers(url), timeout=self.timeout,
+                                         follow_redirects=False)
+            location = response.headers.get("location")
+            if response.status_code not in REDIRECT_STATUSES or not location:
+                hf_raise_for_status(response)
+                return response
+            target = urljoin(str(response.url), location)
+            check_hop(what, str(response.url), target, self.endpoint, self.allowed)
+            url, params = target, None
+        raise UpstreamError(f"{what}: more than {MAX_REDIRECTS} redirects")
 
-    def get_json(self, what: str, url: str, params: dict[str, Any] | list[tuple[str, Any]] | None = None) -> Any:
-        return self.call(what, lambda: self._get(url, params).json())
+    def get_json(self, what: str, url: str, params: Params = None) -> Any:
+        return self.call(what, lambda: self._get(what, url, params).json())
 
-    def get_pages(self, what: str, url: str, params: dict[str, Any] | None = None) -> Iterator[Any]:
-        """Items of a Link-paged list; each page is retried on its own."""
+    def get_pages(self, what: str, url: str, params: Params = None) -> Iterator[Any]:
+        """Items of a Link-paged list; each page is retried on its own. A hostile or broken upstream cannot
+        make it loop, run unbounded, or send the token off its origin (see the module docstring)."""
+        seen: set[str] = set()
+        entries = 0
         next_url: str | None = url
-        first = True
         while next_url is not None:
-            page_url, page_params = next_url, (params if first else None)
-            response = self.call(what, lambda u=page_url, p=page_params: self._get(u, p))
-            first = False
-            yield from response.json()
+            if len(seen) >= self.max_pages:
+                raise UpstreamError(f"{what}: the upstream listing has more than {self.max_pages} pages; raise "
+                                    "transfer.max_pages if that is expected, or leave the repo out")
+            page_url, page_params = next_url, (params if not seen else None)
+            response = self.call(what, lambda u=page_url, p=page_params: self._get(what, u, p))
+            seen.add(str(httpx2.URL(page_url, params=page_params) if page_params else httpx2.URL(page_url)))
+            items = response.json()
+            if not isinstance(items, list):
+                raise UpstreamError(f"{what}: the upstream answered {str(items)[:200]!r}, not a list")
+            entries += len(items)
+            if entries > self.max_entries:
+                raise UpstreamError(f"{what}: the upstream listing has more than {self.max_entries} entries; raise "
+                                    "transfer.max_entries if that is expected, or leave the repo out")
+            yield from items
             next_url = response.links.get("next", {}).get("url")
+            if next_url is None:
+                return
+            next_url = urljoin(str(response.url), next_url)
+            check_hop(what, str(response.url), next_url, self.endpoint, self.allowed, via="pointed its next-page Link")
+            if str(httpx2.URL(next_url)) in seen:
+                raise UpstreamError(f"{what}: the upstream's pagination loops (next-page Link {next_url} was already "
+                                    "fetched); the upstream is broken or hostile, nothing was published")
 
     # -- calls ---------------------------------------------------------------------------------
 
     def refs(self, repo: RepoRef, *, include_prs: bool = False) -> dict[str, dict[str, str]]:
         """Every ref of the repo: {"branches"|"tags"|"converts"|"pull_requests": {name: sha}} (one call)."""
-        refs = self.call(f"list refs of {repo}", lambda: self.api.list_repo_refs(
-            repo.repo_id, repo_type=repo.singular_type, include_pull_requests=include_prs))
-        return {kind: {item.name: item.target_commit for item in getattr(refs, kind) or []} for kind in REF_KINDS}
+        what = f"list refs of {repo}"
+        refs = self.get_json(what, self.api_url(repo, "refs"), {"include_prs": 1} if include_prs else None)
+        try:
+            return {kind: {item["name"]: item["targetCommit"] for item in refs.get(field) or []}
+                    for kind, field in _REF_FIELDS.items()}
+        except (AttributeError, KeyError, TypeError) as exc:
+            raise UpstreamError(f"{what}: malformed answer {str(refs)[:200]!r} ({exc!r})") from None
 
     def repo_info(self, repo: RepoRef, revision: str | None = None, *, files_metadata: bool = False) -> dict:
         """Repo info as raw JSON (as HF clients would read it), at a revision if given."""
@@ -246,8 +291,8 @@ class Upstream:
             what = f"paths-info of {repo}@{sha[:12]} ({len(chunk)} paths)"
 
             def post(chunk: list[str] = chunk) -> Any:
-                response = get_session().post(url, data={"paths": chunk, "expand": "true"}, headers=self.headers(),
-                                              timeout=self.timeout)
+                response = get_session().post(url, data={"paths": chunk, "expand": "true"}, headers=self.headers(url),
+                                              timeout=self.timeout, follow_redirects=False)  # no token off origin
                 hf_raise_for_status(response)
                 return response.json()
 
@@ -270,18 +315,25 @@ class Upstream:
         the popularity fields as the upstream listed them (raw JSON, for the per-repo snapshot)."""
         from mirror_core.popularity import LIST_EXPAND
 
+        if limit <= 0:
+            return []
+        what = f"trending {type}"
         params = [("sort", "trendingScore"), ("limit", limit),
                   *[("expand", key) for key in ("sha", *LIST_EXPAND[type])]]
-        items = self.get_json(f"trending {type}", f"{self.endpoint}/api/{type}", params)
-        if not isinstance(items, list):
-            raise UpstreamError(f"trending {type}: the upstream answered {str(items)[:200]!r}, not a list")
-        return [_summary(item) for item in items[:limit] if isinstance(item, dict) and "id" in item]
+        found: list[dict] = []
+        for item in self.get_pages(what, f"{self.endpoint}/api/{type}", params):
+            try:
+                found.append(_summary(item))
+            except (AttributeError, KeyError, TypeError) as exc:
+                raise UpstreamError(f"{what}: malformed entry {str(item)[:200]!r} ({exc!r})") from None
+            if len(found) >= limit:
+                break
+        return found
 
     def can_read(self, repo: RepoRef) -> bool:
         """Whether our token may read the repo's files (gated/private repos need a grant)."""
         try:
-            self.call(f"auth check of {repo}", lambda: self.api.auth_check(
-                repo.repo_id, repo_type=repo.singular_type))
+            self.get_json(f"auth check of {repo}", self.api_url(repo, "auth-check"))
         except (GatedRepoError, UpstreamNotFoundError):
             return False
         except UpstreamAuthError:

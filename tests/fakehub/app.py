@@ -31,6 +31,8 @@ DEFAULT_CONFIG = {
     "tree_page_size": 1000,
     "tree_expand_page_size": 50,
     "commits_page_size": 50,
+    "page_link_origin": None,  # hostile: next-page Links point at this origin instead of the hub's
+    "page_link_loop": False,  # hostile: every page's next Link is the page itself
 }
 TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 USERS = {"service": "hubmirror-service", "noaccess": "hubmirror-noaccess"}
@@ -256,10 +258,13 @@ class Routes:
                 raise ValueError(f"invalid cursor {cursor!r}") from exc
         end = start + max(1, size)
         headers = {}
-        if end < len(items):
+        if end < len(items) or self.traffic.config["page_link_loop"]:
             params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
-            params.append(("cursor", base64.urlsafe_b64encode(json.dumps({"o": end}).encode()).decode()))
-            headers["Link"] = f'<{origin(request)}{raw_path(request)}?{urlencode(params)}>; rel="next"'
+            following = start if self.traffic.config["page_link_loop"] else end
+            if following:
+                params.append(("cursor", base64.urlsafe_b64encode(json.dumps({"o": following}).encode()).decode()))
+            base = self.traffic.config["page_link_origin"] or origin(request)
+            headers["Link"] = f'<{base}{raw_path(request)}?{urlencode(params)}>; rel="next"'
         return JSONResponse(items[start:end], headers=headers)
 
     def tree(self, request: Request, repo: Repo, commit: Commit, rev: str, path: str) -> Response:

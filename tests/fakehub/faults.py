@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 
-ACTIONS = ("error", "rate_limit", "drop", "corrupt", "delay")
+ACTIONS = ("error", "rate_limit", "drop", "corrupt", "delay", "redirect")
 KINDS = ("api", "resolve", "cdn", "other")
 MAX_LOG = 200_000
 
@@ -33,11 +34,13 @@ class Fault:
     kind: str | None = None
     path: str | None = None  # substring of the raw path (e.g. a repo id or a file name)
     method: str | None = None
+    header: str | None = None  # "name: substring" of a request header (e.g. "user-agent: hf_transfer")
     status: int = 503  # error
     retry_after: int = 1  # rate_limit, seconds
     after_bytes: int = 0  # drop: body bytes sent before the connection is cut
     offset: int | None = None  # corrupt: body offset of the flipped byte (default: middle of the body)
     delay: float = 0.5  # delay, seconds before the response starts
+    location: str = ""  # redirect: 302 to this origin + the request's raw path and query (hostile upstream)
     count: int | None = None
     skip: int = 0
     seen: int = 0
@@ -49,12 +52,17 @@ class Fault:
         if self.kind is not None and self.kind not in KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}; use one of {KINDS}")
 
-    def matches(self, kind: str, method: str, path: str) -> bool:
+    def matches(self, kind: str, method: str, path: str, headers: dict[str, str]) -> bool:
         return (
             (self.kind is None or self.kind == kind)
             and (self.method is None or self.method == method)
             and (self.path is None or self.path in path)
+            and (self.header is None or self._header_matches(headers))
         )
+
+    def _header_matches(self, headers: dict[str, str]) -> bool:
+        name, _, value = (self.header or "").partition(":")
+        return value.strip().lower() in headers.get(name.strip().lower(), "\0").lower()
 
     def should_fire(self) -> bool:
         self.seen += 1
@@ -90,8 +98,8 @@ class Traffic:
         if len(self.log) < MAX_LOG:
             self.log.append(entry)
 
-    def pick(self, kind: str, method: str, path: str) -> list[Fault]:
-        return [f for f in self.faults if f.matches(kind, method, path) and f.should_fire()]
+    def pick(self, kind: str, method: str, path: str, headers: dict[str, str]) -> list[Fault]:
+        return [f for f in self.faults if f.matches(kind, method, path, headers) and f.should_fire()]
 
 
 async def _send_json(send: Callable, status: int, body: dict, headers: list[tuple[bytes, bytes]]) -> int:
@@ -131,17 +139,25 @@ def instrument(app: ASGIApp, traffic: Traffic, classify: Callable[[str], str | N
             "status": 0,
             "bytes": 0,
             "range": _header(scope, b"range"),
+            "authorization": _header(scope, b"authorization") is not None,
+            "at": time.time(),
             "fault": None,
         }
         try:
-            fired = traffic.pick(kind, method, raw_path)
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+            fired = traffic.pick(kind, method, raw_path, headers)
             for fault in fired:
                 if fault.action == "delay":
                     await asyncio.sleep(fault.delay)
-            short = next((f for f in fired if f.action in ("error", "rate_limit")), None)
+            short = next((f for f in fired if f.action in ("error", "rate_limit", "redirect")), None)
             if short is not None:
                 entry["fault"] = short.action
-                if short.action == "error":
+                if short.action == "redirect":
+                    entry["status"] = 302
+                    query = f"?{entry['query']}" if entry["query"] else ""
+                    target = (short.location.rstrip("/") + raw_path + query).encode("latin-1")
+                    entry["bytes"] = await _send_json(send, 302, {"error": "moved (injected)"}, [(b"location", target)])
+                elif short.action == "error":
                     entry["status"] = short.status
                     entry["bytes"] = await _send_json(send, short.status, {"error": "injected fault"}, [])
                 else:

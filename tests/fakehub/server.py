@@ -69,7 +69,7 @@ class FakeHubHandle:
         return self._call("GET", "faults")
 
     def configure(self, **changes) -> dict:
-        """Tune the server: cdn_ttl (s; negative = already expired), page sizes."""
+        """Tune the server: cdn_ttl (s; negative = already expired), page sizes, hostile page Links."""
         return self._call("POST", "config", json=changes)
 
     def counters(self) -> dict[str, dict[str, int]]:

@@ -64,3 +64,49 @@ def make(s3_server: EmbeddedS3, hub) -> SettingsFactory:
         return settings
 
     return build
+
+
+class Listener:
+    """A loopback HTTP server standing for a foreign host: records what reaches it, answers 404."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.requests: list[dict] = []
+        seen = self.requests
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                seen.append({"path": self.path, "authorization": self.headers.get("authorization")})
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, name="listener", daemon=True)
+        self.thread.start()
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    @property
+    def host(self) -> str:
+        return self.origin.split("://", 1)[1]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def listener() -> Iterator[Listener]:
+    """A foreign host on loopback that records whether a request (and a token) reached it."""
+    handle = Listener()
+    yield handle
+    handle.stop()

@@ -12,10 +12,10 @@ import pytest
 from mirror_core.errors import IntegrityError, InvalidRevisionError
 from mirror_core.hashing import BodyHasher, git_blob_sha1, sha256_hex
 from mirror_core.layout import RepoRef
+from mirror_core.origins import host_matches, redirect_allowed, same_origin
 from mirror_core.selection import RepoPlan
 from mirror_core.settings import TrendingFilter
 from mirror_core.sync import RepoSyncResult, check_revisions, resolve_targets, trim_info
-from mirror_core.transfer import host_matches, redirect_allowed, same_origin
 from mirror_core.trending import rejection
 from mirror_core.upstream import RetryPolicy, retry_after_seconds
 
@@ -155,3 +155,36 @@ def test_token_goes_only_to_the_upstream_origin() -> None:
     for other in ("http://127.0.0.1:8001/lfs/abc", "https://127.0.0.1:8000/x", "http://localhost:8000/x"):
         assert "Authorization" not in client._headers(other, 5)
     assert client._headers("http://127.0.0.1:8001/lfs/abc", 5)["Range"] == "bytes=5-"
+
+
+def test_signed_url_expiry_is_read_from_the_url() -> None:
+    from mirror_core.transfer import url_expiry
+
+    assert url_expiry("https://cdn-lfs.hf.co/x?Expires=1764000000&Signature=s&Key-Pair-Id=k") == 1764000000
+    amz = "https://cas-bridge.xethub.hf.co/x?X-Amz-Date=20261203T080000Z&X-Amz-Expires=3600&X-Amz-Signature=s"
+    assert url_expiry(amz) == datetime(2026, 12, 3, 9, 0, tzinfo=UTC).timestamp()
+    assert url_expiry("https://cdn.example/x?X-Amz-Date=garbage&X-Amz-Expires=3600") is None
+    assert url_expiry("https://cdn.example/x?token=abc") is None
+
+
+def test_a_signed_url_dead_on_arrival_is_trusted_until_refused() -> None:
+    """Clock skew: a fresh URL that looks expired by our clock must not make every range resolve again."""
+    import time
+
+    from mirror_core.transfer import _Signed
+
+    assert not _Signed(f"https://cdn.example/x?Expires={int(time.time()) - 3600}").stale()
+    assert _Signed(f"https://cdn.example/x?Expires={int(time.time()) + 3600}").expires is not None
+
+
+def test_hostile_hops_are_refused_with_the_host_named() -> None:
+    from mirror_core.errors import RedirectNotAllowedError
+    from mirror_core.origins import check_hop
+
+    up = "https://hub.example"
+    check_hop("tree", up + "/api/a", up + "/api/b", up, [])
+    check_hop("tree", up + "/api/a", "https://cdn.example/x", up, ["cdn.example"])
+    with pytest.raises(RedirectNotAllowedError, match="evil.example:443.*allowed_redirect_hosts"):
+        check_hop("tree", up + "/api/a", "https://evil.example/x", up, ["cdn.example"])
+    with pytest.raises(RedirectNotAllowedError, match="from https"):
+        check_hop("tree", up + "/api/a", "http://cdn.example/x", up, ["cdn.example"])
