@@ -1,0 +1,81 @@
+"""`hubmirror serve --workers 2`: `/metrics` sums every worker, from a directory the launcher cleaned."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.mmap_dict import MmapedDict
+
+from mirror_core.layout import RepoRef
+from mirror_core.settings import Settings
+from mirror_core.store import Store
+from tests.serve.handmade import publish
+from tests.serve.server import ServeProcess, start_serve
+
+HEAD_OK = 'hubmirror_serve_requests_total{method="HEAD",route="resolve",status="200"}'
+
+
+def _workers_that_answered(metrics_dir: Path) -> int:
+    """How many worker processes have counted a request (one counter file per worker PID)."""
+    answered = 0
+    for path in metrics_dir.glob("counter_*.db"):
+        values = MmapedDict.read_all_values_from_file(str(path))
+        answered += any("hubmirror_serve_requests_total" in key and value > 0 for key, value, *_ in values)
+    return answered
+
+
+def _scraped_heads(text: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(HEAD_OK))
+
+
+def _worker_env(serve: ServeProcess, name: str) -> str | None:
+    """A variable as the uvicorn workers (children of the launcher) see it."""
+    for child in Path(f"/proc/{serve.pid}/task/{serve.pid}/children").read_text().split():
+        for item in Path(f"/proc/{child}/environ").read_bytes().split(b"\0"):
+            key, _, value = item.decode().partition("=")
+            if key == name and "spawn_main" in Path(f"/proc/{child}/cmdline").read_text():
+                return value
+    return None
+
+
+def _check_summed(serve: ServeProcess, metrics_dir: Path) -> None:
+    url = f"{serve.url}/org/model/resolve/main/config.json"
+    sent = 0
+    deadline = time.monotonic() + 60
+    with ThreadPoolExecutor(16) as pool:
+        # Fresh connections until both workers have answered some: only then can a scrape that
+        # reaches one worker miss the other's counts.
+        while _workers_that_answered(metrics_dir) < 2:
+            assert time.monotonic() < deadline, "the second worker never answered"
+            statuses = list(pool.map(lambda _: httpx.head(url, timeout=10).status_code, range(16)))
+            assert statuses == [200] * 16
+            sent += 16
+    for _ in range(6):  # whichever worker answers the scrape, it reports every worker's requests
+        assert _scraped_heads(httpx.get(f"{serve.url}/metrics", timeout=10).text) == sent
+
+
+@pytest.mark.parametrize("chosen", [True, False], ids=["operator-dir", "launcher-dir"])
+def test_metrics_are_summed_across_workers(chosen: bool, bucket_settings: Settings, store: Store,
+                                           tmp_path: Path) -> None:
+    publish(store, RepoRef.parse("org/model"), {"config.json": b'{"model_type": "bert"}\n'})
+    env: dict[str, str] = {}
+    if chosen:
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "prometheus")
+        (tmp_path / "prometheus").mkdir()
+        stale = tmp_path / "prometheus" / "counter_4242.db"
+        stale.write_bytes(b"left by an earlier run")  # counted (or unreadable) if the launcher kept it
+    serve = start_serve(bucket_settings, workers=2, extra_env=env)
+    try:
+        seen = _worker_env(serve, "PROMETHEUS_MULTIPROC_DIR")
+        assert seen is not None, "the launcher gave the workers no PROMETHEUS_MULTIPROC_DIR"
+        metrics_dir = Path(seen)
+        if chosen:
+            assert metrics_dir == tmp_path / "prometheus" and not stale.exists()
+        _check_summed(serve, metrics_dir)
+    finally:
+        serve.stop()
+    assert metrics_dir.exists() == chosen  # a directory the launcher made is its own to remove
