@@ -30,7 +30,7 @@ def run_serve(*, host: str, port: int, workers: int, log_level: str, mode: str |
     shared = workers > 1 or bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
     with multiprocess_metrics() if shared else contextlib.nullcontext():
         uvicorn.run("serve.app:create_app", factory=True, host=host, port=port, workers=workers,
-                    log_level=log_level, env_file=None, access_log=settings.access_log)
+                    log_level=log_level, env_file=None, access_log=False)  # serve.access_log replaces uvicorn's
     return 0
 
 
