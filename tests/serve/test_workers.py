@@ -8,11 +8,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.mmap_dict import MmapedDict
 
 from mirror_core.layout import RepoRef
 from mirror_core.settings import Settings
 from mirror_core.store import Store
+from serve.metrics import LATENCY, Tally
 from tests.serve.handmade import publish
 from tests.serve.server import ServeProcess, start_serve
 
@@ -54,7 +56,13 @@ def _check_summed(serve: ServeProcess, metrics_dir: Path) -> None:
             statuses = list(pool.map(lambda _: httpx.head(url, timeout=10).status_code, range(16)))
             assert statuses == [200] * 16
             sent += 16
-    for _ in range(6):  # whichever worker answers the scrape, it reports every worker's requests
+    # Each worker applies its tally within a second; from then on, whichever worker answers the
+    # scrape reports every worker's requests.
+    deadline = time.monotonic() + 5
+    while _scraped_heads(httpx.get(f"{serve.url}/metrics", timeout=10).text) != sent:
+        assert time.monotonic() < deadline, "a worker's requests never reached /metrics"
+        time.sleep(0.2)
+    for _ in range(6):
         assert _scraped_heads(httpx.get(f"{serve.url}/metrics", timeout=10).text) == sent
 
 
@@ -79,3 +87,25 @@ def test_metrics_are_summed_across_workers(chosen: bool, bucket_settings: Settin
     finally:
         serve.stop()
     assert metrics_dir.exists() == chosen  # a directory the launcher made is its own to remove
+
+
+def test_tally_applies_what_observe_would_have() -> None:
+    """Batched latencies land in the same buckets, sum and count as one observe() per request."""
+    registry = CollectorRegistry()
+    bounds = LATENCY._upper_bounds[:-1]
+    direct, batched = (Histogram(f"h_{n}", "h", buckets=bounds, registry=registry) for n in ("direct", "batched"))
+    samples = [0.0, 0.0005, 0.0007, 0.001, 0.003, 0.3, 7.0, 11.0] + bounds
+    tally = Tally()
+    for seconds in samples:
+        direct.observe(seconds)
+        tally.observe(batched, seconds)
+    tally.apply()
+    tally.apply()  # nothing pending: applies nothing twice
+
+    def values(name: str) -> list[tuple[str, str, float]]:
+        (metric,) = [m for m in registry.collect() if m.name == name]
+        return [(s.name.removeprefix(name), s.labels.get("le", ""), s.value) for s in metric.samples
+                if not s.name.endswith("_created")]
+
+    assert values("h_direct") == values("h_batched")
+    assert dict((le, v) for kind, le, v in values("h_batched") if kind == "_bucket")["+Inf"] == len(samples)
