@@ -359,8 +359,10 @@ def bench_heads(s3_pid: int, servers: dict[str, tuple[subprocess.Popen, str]], s
     latencies: dict[str, list[float]] = {name: [] for name in servers}
     for _, url in servers.values():
         load(url, path, seconds=1)  # warm up: connections, caches
-    for _ in range(rounds):
-        for name, (proc, url) in servers.items():
+    names = list(servers)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:  # rotated: no variant always goes first
+            proc, url = servers[name]
             with Cpu(s3_pid, proc) as used:
                 done = load(url, path, seconds=seconds)
             rps[name].append(len(done) / seconds)
@@ -383,7 +385,14 @@ def bench_heads(s3_pid: int, servers: dict[str, tuple[subprocess.Popen, str]], s
           "  (goal >= 0.5)")
     print(f"   serve 2 workers / 1 worker           {ratio('serve, 2 workers', 'serve, 1 worker')}"
           f"  (goal >= 1; empty app: {ratio('empty Starlette, 2 workers', 'empty Starlette, 1 worker')})")
-    print(f"   cores used by each of the 2 workers  {', '.join(split)}")
+    print(f"   cores used by each of the 2 workers  {', '.join(split)}  (uneven = connections landed unevenly)")
+
+    def cpu_ratio(a: str, b: str) -> str:
+        return spread([x / y for x, y in zip(us[a], us[b], strict=True)], "{:.2f}")
+
+    print(f"   CPU per request, 2 workers / 1       serve {cpu_ratio('serve, 2 workers', 'serve, 1 worker')},"
+          f" empty app {cpu_ratio('empty Starlette, 2 workers', 'empty Starlette, 1 worker')}"
+          f"  (> 1 for both: 2 workers and the client contend for {os.cpu_count()} cores)")
     if "serve, 1 worker, multiprocess metrics" in servers:
         print(f"   1 worker with PROMETHEUS_MULTIPROC_DIR / without  "
               f"{ratio('serve, 1 worker, multiprocess metrics', 'serve, 1 worker')}")
@@ -436,6 +445,7 @@ def main() -> int:
         unhashed = started(start_serve(s3_env, extra={"HUBMIRROR_SERVE_VERIFY_FULL_GETS": "0"}))
         bench_get(s3.pid, direct_url, proxy, unhashed, args.size_mib * MIB, args.rounds)
         _stop(unhashed[0])
+        _stop(proxy[0])
 
         redirect_proc, redirect_url = started(start_serve(s3_env, "redirect"))
         small_range = {"Range": "bytes=0-1023"}
@@ -452,7 +462,7 @@ def main() -> int:
         servers = {
             "empty Starlette, 1 worker": started(start_empty(1)),
             "empty Starlette, 2 workers": started(start_empty(2)),
-            "serve, 1 worker": proxy,
+            "serve, 1 worker": started(start_serve(s3_env)),  # fresh, like the others (not the one that streamed)
             "serve, 2 workers": started(start_serve(s3_env, workers=2)),
             "serve, 1 worker, access log on": started(start_serve(s3_env, extra={"HUBMIRROR_SERVE_ACCESS_LOG": "1"})),
             "serve, 1 worker, multiprocess metrics": started(start_serve(
@@ -460,7 +470,7 @@ def main() -> int:
         }
         bench_heads(s3.pid, servers, args.seconds, args.rounds)
         shutil.rmtree(metrics_dir, ignore_errors=True)
-        bench_api(proxy[1], args.seconds)
+        bench_api(servers["serve, 1 worker"][1], args.seconds)
     finally:
         for proc in procs:
             _stop(proc)
