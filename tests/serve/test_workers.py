@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,13 +22,17 @@ from tests.serve.server import ServeProcess, start_serve
 HEAD_OK = 'hubmirror_serve_requests_total{method="HEAD",route="resolve",status="200"}'
 
 
-def _workers_that_answered(metrics_dir: Path) -> int:
-    """How many worker processes have counted a request (one counter file per worker PID)."""
-    answered = 0
+def _requests_per_worker(metrics_dir: Path) -> list[float]:
+    """Requests each worker process has counted (one counter file per worker PID)."""
+    counts = []
     for path in metrics_dir.glob("counter_*.db"):
         values = MmapedDict.read_all_values_from_file(str(path))
-        answered += any("hubmirror_serve_requests_total" in key and value > 0 for key, value, *_ in values)
-    return answered
+        counts.append(sum(value for key, value, *_ in values if "hubmirror_serve_requests_total" in key))
+    return counts
+
+
+def _workers_that_answered(metrics_dir: Path) -> int:
+    return sum(count > 0 for count in _requests_per_worker(metrics_dir))
 
 
 def _scraped_heads(text: str) -> float:
@@ -109,3 +114,35 @@ def test_tally_applies_what_observe_would_have() -> None:
 
     assert values("h_direct") == values("h_batched")
     assert dict((le, v) for kind, le, v in values("h_batched") if kind == "_bucket")["+Inf"] == len(samples)
+
+
+def test_a_burst_of_connections_is_spread_over_the_workers(bucket_settings: Settings, store: Store,
+                                                           tmp_path: Path) -> None:
+    """With one shared listening socket the worker that wakes first took a whole burst (all 32 bench
+    clients on one of two workers); a socket per worker (SO_REUSEPORT) lets the kernel spread them."""
+    publish(store, RepoRef.parse("org/model"), {"config.json": b"{}"})
+    metrics_dir = tmp_path / "prometheus"
+    metrics_dir.mkdir()
+    serve = start_serve(bucket_settings, workers=2, extra_env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)})
+    host, port = serve.url.removeprefix("http://").split(":")
+    request = f"HEAD /org/model/resolve/main/config.json HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+
+    async def burst(n: int) -> None:
+        connections = await asyncio.gather(*(asyncio.open_connection(host, int(port)) for _ in range(n)))
+        for _, writer in connections:
+            writer.write(request)
+        heads = await asyncio.gather(*(reader.readuntil(b"\r\n\r\n") for reader, _ in connections))
+        assert all(head.startswith(b"HTTP/1.1 200") for head in heads)
+        for _, writer in connections:
+            writer.close()
+
+    try:
+        asyncio.run(burst(64))
+        deadline = time.monotonic() + 5
+        while sum(_requests_per_worker(metrics_dir)) < 64:  # tallies reach the files within a second
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        counts = sorted(_requests_per_worker(metrics_dir))
+        assert len(counts) == 2 and counts[0] >= 12, counts  # an even split is 32/32; 12 is ~5 sigma off
+    finally:
+        serve.stop()
