@@ -116,6 +116,12 @@ def test_tally_applies_what_observe_would_have() -> None:
     assert dict((le, v) for kind, le, v in values("h_batched") if kind == "_bucket")["+Inf"] == len(samples)
 
 
+def _listening_sockets(port: int) -> int:
+    """TCP sockets in LISTEN state on `port` (Linux /proc/net/tcp: st 0A)."""
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(line.split()[1].endswith(f":{port:04X}") and line.split()[3] == "0A" for line in lines)
+
+
 def test_a_burst_of_connections_is_spread_over_the_workers(bucket_settings: Settings, store: Store,
                                                            tmp_path: Path) -> None:
     """With one shared listening socket the worker that wakes first took a whole burst (all 32 bench
@@ -137,6 +143,7 @@ def test_a_burst_of_connections_is_spread_over_the_workers(bucket_settings: Sett
             writer.close()
 
     try:
+        assert _listening_sockets(int(port)) == 2  # one per worker (a shared socket shows as one)
         asyncio.run(burst(64))
         deadline = time.monotonic() + 5
         while sum(_requests_per_worker(metrics_dir)) < 64:  # tallies reach the files within a second
