@@ -333,6 +333,7 @@ def bench_get(s3_pid: int, direct_url: str, proxy: tuple[subprocess.Popen, str],
             print(f"   {client:5s} {name:22s} {spread(speed[(client, name)]):>20s} MiB/s{tail}{goal}")
     print(f"   where the time goes, CPU seconds per GiB (median; {os.cpu_count()} cores shared by all):")
     print("                                  S3 server   serve loop   serve S3 read+sha256   client   total")
+    totals: dict[tuple[str, str], float] = {}
     for client in clients:
         for name in variants:
             rows = cpu[(client, name)]
@@ -343,8 +344,14 @@ def bench_get(s3_pid: int, direct_url: str, proxy: tuple[subprocess.Popen, str],
             serve, loop = med("serve"), med("loop")
             total = med("s3") + serve + med("client")
             threads = f"{serve - loop:10.2f}" if serve else "         -"
+            totals[(client, name)] = total
             print(f"   {client:5s} {name:22s} {med('s3'):9.2f}   {loop:10.2f}   {threads}             "
                   f"{med('client'):6.2f}  {total:6.2f}")
+    for client in clients:
+        direct = totals[(client, "direct S3 GET")]
+        print(f"   {client:5s} ratio when CPU is the bottleneck (direct CPU / proxy CPU): sha256 checked "
+              f"{direct / totals[(client, 'proxy, sha256 checked')]:.2f}, unchecked "
+              f"{direct / totals[(client, 'proxy, unchecked')]:.2f}")
     print("   (serve loop = the event-loop thread: HTTP and socket writes to the client; the other threads read S3"
           " and hash;\n    sha256's share is checked minus unchecked. Proxying needs the S3 server's and the client's"
           " CPU plus serve's,\n    so when all three share the cores the ratio is bounded by CPU, not by serve's"
