@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import shutil
 import socket
@@ -38,7 +39,10 @@ def run_serve(*, host: str, port: int, workers: int, log_level: str, mode: str |
     with multiprocess_metrics() if shared else contextlib.nullcontext():
         if workers > 1 and hasattr(socket, "SO_REUSEPORT"):
             config = uvicorn.Config(APP, **options)
-            Multiprocess(config, sockets=[WorkerSocket.reserve(host, port)]).run()
+            # Older uvicorn versions take the worker's entry point; newer ones build the Server in the worker.
+            older = "target" in inspect.signature(Multiprocess).parameters
+            extra = {"target": uvicorn.Server(config).run} if older else {}
+            Multiprocess(config, sockets=[WorkerSocket.reserve(host, port)], **extra).run()
         else:
             uvicorn.run(APP, **options)
     return 0
