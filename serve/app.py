@@ -157,6 +157,7 @@ def create_app(settings: ServeSettings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         await ctx.trigger.aclose()
+        metrics.TALLY.apply()  # a stopping worker's last second of counts still reaches the files
         if isinstance(app, MirrorApp) and app.access_log is not None:
             app.access_log.flush()
 

@@ -143,7 +143,10 @@ def test_a_burst_of_connections_is_spread_over_the_workers(bucket_settings: Sett
             writer.close()
 
     try:
-        assert _listening_sockets(int(port)) == 2  # one per worker (a shared socket shows as one)
+        deadline = time.monotonic() + 30
+        while _listening_sockets(int(port)) < 2:  # one per worker once both started (a shared socket: one)
+            assert time.monotonic() < deadline, "the workers do not listen on sockets of their own"
+            time.sleep(0.2)
         asyncio.run(burst(64))
         deadline = time.monotonic() + 5
         while sum(_requests_per_worker(metrics_dir)) < 64:  # tallies reach the files within a second
