@@ -1,14 +1,19 @@
 """Benchmark of the read service against baselines measured in the same run, on this machine.
 
-Prints:
-  1. GET throughput of a 1 GiB body through `hubmirror serve --mode proxy`, as a ratio to a direct
-     S3 GET of the same object with the same client (httpx, streamed)             goal >= 0.8
+Prints (everything interleaved in rounds, so drift in the machine's load hits every variant alike):
+  1. GET of a 1 GiB body through `hubmirror serve --mode proxy` (sha256 checked, and unchecked) as a
+     ratio to a presigned direct S3 GET of the same object with the same client: curl (the cheapest
+     client, the harshest ratio) and httpx streaming (what huggingface_hub uses)      goal >= 0.8
+     and where the time goes: CPU seconds per GiB of the S3 server, serve (event loop thread vs
+     S3-read/sha256 threads) and the client; the sha256 share is hashed minus unhashed.
   2. redirect mode's added latency per request (302 + presigned GET vs a direct S3 GET of a range)
-  3. HEAD /resolve requests per second on a small file, 32 concurrent keep-alive clients, as a ratio
-     to a do-nothing Starlette handler under uvicorn with the same worker count    goal >= 0.5
-  4. p50/p99 latency of model_info and of a 1000-entry tree page under the same load.
+  3. HEAD /resolve req/s, 32 keep-alive clients: serve with 1 and 2 workers (goal: 2 >= 1), each
+     against a do-nothing Starlette app under uvicorn with the same worker count, the CPU each
+     worker used (an uneven split means the connections landed unevenly), and µs of CPU per request.
+  4. the access log's cost: HEAD req/s with HUBMIRROR_SERVE_ACCESS_LOG on vs off (1 worker).
+  5. p50/p99 latency of model_info and of a 1000-entry tree page under the same load.
 
-Not a test: run `python bench/serve_throughput.py [--size-mib 1024] [--workers 1] [--seconds 5]`.
+Not a test: run `python bench/serve_throughput.py [--size-mib 1024] [--seconds 3] [--rounds 3]`.
 Everything binds 127.0.0.1; every server started here is stopped by its PID.
 """
 
@@ -18,6 +23,8 @@ import argparse
 import asyncio
 import hashlib
 import os
+import resource
+import shutil
 import signal
 import statistics
 import subprocess
@@ -25,6 +32,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -129,10 +137,10 @@ def _stop(proc: subprocess.Popen) -> None:
     Path(proc.log_path).unlink(missing_ok=True)  # type: ignore[attr-defined]
 
 
-def start_serve(s3_env: dict[str, str], mode: str, workers: int,
+def start_serve(s3_env: dict[str, str], mode: str = "proxy", workers: int = 1,
                 extra: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    env = {**os.environ, **s3_env, "HUBMIRROR_SERVE_ACCESS_LOG": "0", **(extra or {})}
+    env = {**os.environ, **s3_env, "PYTHONPATH": str(ROOT), "HUBMIRROR_SERVE_ACCESS_LOG": "0", **(extra or {})}
     cmd = [str(Path(sys.executable).parent / "hubmirror"), "serve", "--host", "127.0.0.1", "--port", str(port),
            "--mode", mode, "--workers", str(workers), "--log-level", "warning"]
     return _start(cmd, env, port), f"http://127.0.0.1:{port}"
@@ -142,28 +150,93 @@ def start_empty(workers: int) -> tuple[subprocess.Popen, str]:
     port = free_port()
     cmd = [sys.executable, "-m", "uvicorn", "--factory", "bench.serve_empty_app:create_app", "--host", "127.0.0.1",
            "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
-    return _start(cmd, dict(os.environ), port), f"http://127.0.0.1:{port}"
+    return _start(cmd, {**os.environ, "PYTHONPATH": str(ROOT)}, port), f"http://127.0.0.1:{port}"
+
+
+# -- CPU accounting (Linux /proc) ----------------------------------------------------------------
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _ticks(stat: Path) -> float:
+    try:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime, all threads for a process
+
+
+def _family(pid: int) -> list[int]:
+    """A process and all its descendants (uvicorn's workers are children of the launcher)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            todo += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
+def _workers(proc: subprocess.Popen) -> list[int]:
+    """The processes that answer requests: uvicorn's spawned workers, or the launcher itself."""
+    spawned = [p for p in _family(proc.pid) if p != proc.pid and "spawn_main" in _cmdline(p)]
+    return spawned or [proc.pid]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text()
+    except OSError:
+        return ""
+
+
+class Cpu:
+    """CPU seconds used between start() and stop() by the S3 server and a serve process tree."""
+
+    def __init__(self, s3_pid: int, proc: subprocess.Popen | None) -> None:
+        self.s3_pid, self.proc = s3_pid, proc
+
+    def _snapshot(self) -> dict[str, float]:
+        snap = {"s3": _ticks(Path(f"/proc/{self.s3_pid}/stat"))}
+        if self.proc is not None:
+            snap["serve"] = sum(_ticks(Path(f"/proc/{p}/stat")) for p in _family(self.proc.pid))
+            snap["loop"] = sum(_ticks(Path(f"/proc/{w}/task/{w}/stat")) for w in _workers(self.proc))
+            for i, w in enumerate(_workers(self.proc)):
+                snap[f"worker{i}"] = _ticks(Path(f"/proc/{w}/stat"))
+        return snap
+
+    def __enter__(self) -> dict[str, float]:
+        self._before, self.used = self._snapshot(), {}
+        return self.used
+
+    def __exit__(self, *exc: object) -> None:
+        after = self._snapshot()
+        self.used.update({k: after[k] - self._before.get(k, 0.0) for k in after})
 
 
 # -- measurements ----------------------------------------------------------------------------------
 
-def stream_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, float]:
-    """Bytes and seconds of one streamed GET with httpx (1 MiB reads, nothing kept)."""
-    started = time.perf_counter()
+def stream_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, float, float]:
+    """Bytes, seconds and client CPU seconds of one streamed GET with httpx (1 MiB reads, nothing kept)."""
+    started, cpu = time.perf_counter(), time.process_time()
     n = 0
-    with httpx.stream("GET", url, headers=headers, timeout=120) as r:
+    with httpx.stream("GET", url, headers=headers, timeout=300) as r:
         r.raise_for_status()
         for chunk in r.iter_raw(MIB):
             n += len(chunk)
-    return n, time.perf_counter() - started
+    return n, time.perf_counter() - started, time.process_time() - cpu
 
 
-def throughput(url: str, rounds: int) -> float:
-    best = 0.0
-    for _ in range(rounds):
-        n, seconds = stream_get(url)
-        best = max(best, n / seconds)
-    return best
+def curl_get(url: str) -> tuple[int, float, float]:
+    """Bytes, seconds and client CPU seconds of one GET with curl into /dev/null."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(["curl", "-sSf", "-o", "/dev/null", "-w", "%{size_download} %{time_total}", url],
+                         capture_output=True, text=True, timeout=300, check=True).stdout.split()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return int(out[0]), float(out[1]), cpu
 
 
 def mean_latency(fn, n: int) -> float:
@@ -221,77 +294,191 @@ def pct(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
+def spread(values: list[float], fmt: str = "{:.0f}") -> str:
+    """median [min-max]: the honest summary of a noisy, shared machine."""
+    if len(values) == 1:
+        return fmt.format(values[0])
+    return f"{fmt.format(statistics.median(values))} [{fmt.format(min(values))}-{fmt.format(max(values))}]"
+
+
+# -- sections --------------------------------------------------------------------------------------
+
+def bench_get(s3_pid: int, direct_url: str, proxy: tuple[subprocess.Popen, str],
+              unhashed: tuple[subprocess.Popen, str], size: int, rounds: int) -> None:
+    big = "/bench/big/resolve/main/big.bin"
+    variants = {"direct S3 GET": (None, direct_url), "proxy, sha256 checked": (proxy[0], proxy[1] + big),
+                "proxy, unchecked": (unhashed[0], unhashed[1] + big)}
+    clients = {"curl": curl_get, "httpx": stream_get} if shutil.which("curl") else {"httpx": stream_get}
+    speed: dict[tuple[str, str], list[float]] = {}
+    cpu: dict[tuple[str, str], list[dict[str, float]]] = {}
+    for url in (proxy[1], unhashed[1]):
+        stream_get(url + big, {"Range": "bytes=0-0"})  # warm caches
+    for _ in range(rounds):
+        for client, get in clients.items():
+            for name, (proc, url) in variants.items():
+                with Cpu(s3_pid, proc) as used:
+                    n, seconds, client_cpu = get(url)
+                if n != size:
+                    raise RuntimeError(f"{name} with {client} returned {n} bytes, expected {size}")
+                speed.setdefault((client, name), []).append(n / seconds / MIB)
+                cpu.setdefault((client, name), []).append({**used, "client": client_cpu})
+    gib = size / 1024**3
+    print(f"\n1. GET of a {size // MIB} MiB body, {rounds} interleaved rounds: MiB/s median [min-max];"
+          " ratio = per-round proxy/direct, same client:")
+    for client in clients:
+        direct = speed[(client, "direct S3 GET")]
+        for name in variants:
+            ratios = [p / d for p, d in zip(speed[(client, name)], direct, strict=True)]
+            tail = "" if name.startswith("direct") else f"   ratio {spread(ratios, '{:.2f}')}"
+            goal = "  (goal >= 0.8)" if name == "proxy, sha256 checked" else ""
+            print(f"   {client:5s} {name:22s} {spread(speed[(client, name)]):>20s} MiB/s{tail}{goal}")
+    print(f"   where the time goes, CPU seconds per GiB (median; {os.cpu_count()} cores shared by all):")
+    print("                                  S3 server   serve loop   serve S3 read+sha256   client   total")
+    totals: dict[tuple[str, str], float] = {}
+    for client in clients:
+        for name in variants:
+            rows = cpu[(client, name)]
+
+            def med(key: str, rows: list[dict[str, float]] = rows) -> float:
+                return statistics.median(r.get(key, 0.0) for r in rows) / gib
+
+            serve, loop = med("serve"), med("loop")
+            total = med("s3") + serve + med("client")
+            threads = f"{serve - loop:10.2f}" if serve else "         -"
+            totals[(client, name)] = total
+            print(f"   {client:5s} {name:22s} {med('s3'):9.2f}   {loop:10.2f}   {threads}             "
+                  f"{med('client'):6.2f}  {total:6.2f}")
+    for client in clients:
+        direct = totals[(client, "direct S3 GET")]
+        print(f"   {client:5s} ratio when CPU is the bottleneck (direct CPU / proxy CPU): sha256 checked "
+              f"{direct / totals[(client, 'proxy, sha256 checked')]:.2f}, unchecked "
+              f"{direct / totals[(client, 'proxy, unchecked')]:.2f}")
+    print("   (serve loop = the event-loop thread: HTTP and socket writes to the client; the other threads read S3"
+          " and hash;\n    sha256's share is checked minus unchecked. Proxying needs the S3 server's and the client's"
+          " CPU plus serve's,\n    so when all three share the cores the ratio is bounded by CPU, not by serve's"
+          " design.)")
+
+
+def bench_heads(s3_pid: int, servers: dict[str, tuple[subprocess.Popen, str]], seconds: float, rounds: int) -> None:
+    path = "/bench/small/resolve/main/config.json"
+    rps: dict[str, list[float]] = {name: [] for name in servers}
+    us: dict[str, list[float]] = {name: [] for name in servers}
+    split: list[str] = []
+    latencies: dict[str, list[float]] = {name: [] for name in servers}
+    for _, url in servers.values():
+        load(url, path, seconds=1)  # warm up: connections, caches
+    names = list(servers)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:  # rotated: no variant always goes first
+            proc, url = servers[name]
+            with Cpu(s3_pid, proc) as used:
+                done = load(url, path, seconds=seconds)
+            rps[name].append(len(done) / seconds)
+            us[name].append(used["serve"] / len(done) * 1e6)
+            latencies[name] += done
+            if name == "serve, 2 workers":
+                shares = sorted((used[k] for k in used if k.startswith("worker")), reverse=True)
+                split.append("/".join(f"{s / seconds:.2f}" for s in shares))
+
+    def ratio(a: str, b: str) -> str:
+        return spread([x / y for x, y in zip(rps[a], rps[b], strict=True)], "{:.2f}")
+
+    print(f"\n3. HEAD /resolve, 32 keep-alive clients, {seconds:.0f} s x {rounds} interleaved rounds:"
+          " req/s median [min-max], CPU µs per request:")
+    for name in servers:
+        if name.startswith(("empty", "serve, 1", "serve, 2")):
+            print(f"   {name:36s} {spread(rps[name]):>22s} req/s   {spread(us[name]):>14s} µs"
+                  f"   p50 {pct(latencies[name], .5):.2f} ms p99 {pct(latencies[name], .99):.2f} ms")
+    print(f"   serve 1 worker / empty app 1 worker  {ratio('serve, 1 worker', 'empty Starlette, 1 worker')}"
+          "  (goal >= 0.5)")
+    print(f"   serve 2 workers / 1 worker           {ratio('serve, 2 workers', 'serve, 1 worker')}"
+          f"  (goal >= 1; empty app: {ratio('empty Starlette, 2 workers', 'empty Starlette, 1 worker')})")
+    print(f"   cores used by each of the 2 workers  {', '.join(split)}  (uneven = connections landed unevenly)")
+
+    def cpu_ratio(a: str, b: str) -> str:
+        return spread([x / y for x, y in zip(us[a], us[b], strict=True)], "{:.2f}")
+
+    print(f"   CPU per request, 2 workers / 1       serve {cpu_ratio('serve, 2 workers', 'serve, 1 worker')},"
+          f" empty app {cpu_ratio('empty Starlette, 2 workers', 'empty Starlette, 1 worker')}"
+          f"  (> 1 for both: 2 workers and the client contend for {os.cpu_count()} cores)")
+    if "serve, 1 worker, multiprocess metrics" in servers:
+        print(f"   1 worker with PROMETHEUS_MULTIPROC_DIR / without  "
+              f"{ratio('serve, 1 worker, multiprocess metrics', 'serve, 1 worker')}")
+    if "serve, 1 worker, access log on" in servers:
+        on, off = rps["serve, 1 worker, access log on"], rps["serve, 1 worker"]
+        cost = [1 - a / b for a, b in zip(on, off, strict=True)]
+        added = [a - b for a, b in zip(us["serve, 1 worker, access log on"], us["serve, 1 worker"], strict=True)]
+        print(f"\n4. access log (HUBMIRROR_SERVE_ACCESS_LOG=1, JSON lines to a file) vs off, 1 worker:"
+              f" {spread(on)} vs {spread(off)} req/s,\n   cost {spread([c * 100 for c in cost])} % of"
+              f" throughput, {spread(added, '{:.1f}')} µs CPU per request")
+
+
+def bench_api(url: str, seconds: float) -> None:
+    info = load(url, "/api/models/bench/small", "GET", seconds=seconds)
+    tree = load(url, "/api/models/bench/many/tree/main?recursive=true", "GET", seconds=seconds)
+    print("\n5. same load (32 clients, 1 worker):")
+    print(f"   model_info        {len(info) / seconds:8.0f} req/s   p50 {pct(info, .5):.2f} ms"
+          f"   p99 {pct(info, .99):.2f} ms")
+    print(f"   tree page (1000)  {len(tree) / seconds:8.0f} req/s   p50 {pct(tree, .5):.2f} ms"
+          f"   p99 {pct(tree, .99):.2f} ms")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mib", type=int, default=1024)
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--seconds", type=float, default=5)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=3)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
     s3 = start_embedded_s3()
     procs: list[subprocess.Popen] = []
+
+    def started(server: tuple[subprocess.Popen, str]) -> tuple[subprocess.Popen, str]:
+        procs.append(server[0])
+        return server
+
     try:
         settings = load_settings(s3_endpoint=s3.endpoint, s3_access_key=s3.access_key, s3_secret_key=s3.secret_key,
                                  s3_bucket=f"bench-{uuid.uuid4().hex[:8]}", s3_region="us-east-1")
         store = Store(settings.s3)
         store.ensure_bucket()
-        print(f"preparing a {args.size_mib} MiB body and two repos in {s3.endpoint} ...", flush=True)
+        print(f"preparing a {args.size_mib} MiB body and three repos in {s3.endpoint} ...", flush=True)
         big_key = prepare_bucket(store, args.size_mib * MIB)
         s3_env = {**s3.env(), "HUBMIRROR_S3_BUCKET": settings.s3_bucket, "HUBMIRROR_S3_REGION": "us-east-1"}
-        direct_url = store.presigned_get(big_key)
+        direct_url = store.presigned_get(big_key, timedelta(hours=2))
+        print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start"
+              " (other work on the machine shows up as spread between rounds)")
 
-        proxy, proxy_url = start_serve(s3_env, "proxy", args.workers)
-        procs.append(proxy)
-        unhashed, unhashed_url = start_serve(s3_env, "proxy", args.workers, {"HUBMIRROR_SERVE_VERIFY_FULL_GETS": "0"})
-        procs.append(unhashed)
-        serve_big = f"{proxy_url}/bench/big/resolve/main/big.bin"
-        unhashed_big = f"{unhashed_url}/bench/big/resolve/main/big.bin"
-        for url in (serve_big, unhashed_big):
-            stream_get(url, {"Range": "bytes=0-0"})  # warm caches
-        direct_bps = serve_bps = unhashed_bps = 0.0
-        for _ in range(args.rounds):  # interleaved, so drift in the machine's load hits all three
-            direct_bps = max(direct_bps, throughput(direct_url, 1))
-            serve_bps = max(serve_bps, throughput(serve_big, 1))
-            unhashed_bps = max(unhashed_bps, throughput(unhashed_big, 1))
-        print(f"\n1. 1 GiB-class GET ({args.size_mib} MiB), best of {args.rounds}:")
-        print(f"   direct S3 GET                  {direct_bps / MIB:8.1f} MiB/s")
-        print(f"   serve proxy GET (sha256 check)  {serve_bps / MIB:8.1f} MiB/s   ratio {serve_bps / direct_bps:.2f}"
-              " (goal >= 0.8)")
-        print(f"   serve proxy GET (VERIFY_FULL_GETS=0) {unhashed_bps / MIB:8.1f} MiB/s   ratio "
-              f"{unhashed_bps / direct_bps:.2f}")
-        _stop(unhashed)
+        proxy = started(start_serve(s3_env))
+        unhashed = started(start_serve(s3_env, extra={"HUBMIRROR_SERVE_VERIFY_FULL_GETS": "0"}))
+        bench_get(s3.pid, direct_url, proxy, unhashed, args.size_mib * MIB, args.rounds)
+        _stop(unhashed[0])
+        _stop(proxy[0])
 
-        redirect, redirect_url = start_serve(s3_env, "redirect", args.workers)
-        procs.append(redirect)
+        redirect_proc, redirect_url = started(start_serve(s3_env, "redirect"))
         small_range = {"Range": "bytes=0-1023"}
         with httpx.Client(follow_redirects=True, timeout=30) as c:
             direct = mean_latency(lambda: c.get(direct_url, headers=small_range).raise_for_status(), 200)
             via = mean_latency(
                 lambda: c.get(f"{redirect_url}/bench/big/resolve/main/big.bin", headers=small_range).raise_for_status(),
                 200)
+        _stop(redirect_proc)
         print("\n2. redirect mode, 1 KiB range of the big body, median of 200 sequential requests:")
         print(f"   direct S3 {direct * 1000:.2f} ms, via 302 {via * 1000:.2f} ms: added {(via - direct) * 1000:.2f} ms")
 
-        empty, empty_url = start_empty(args.workers)
-        procs.append(empty)
-        load(empty_url, "/warmup", seconds=1)
-        load(proxy_url, "/bench/small/resolve/main/config.json", seconds=1)
-        base = load(empty_url, "/bench/small/resolve/main/config.json", seconds=args.seconds)
-        heads = load(proxy_url, "/bench/small/resolve/main/config.json", seconds=args.seconds)
-        base_rps, head_rps = len(base) / args.seconds, len(heads) / args.seconds
-        print(f"\n3. HEAD resolve, 32 keep-alive clients, {args.workers} worker(s), {args.seconds:.0f} s each:")
-        print(f"   empty Starlette   {base_rps:8.0f} req/s")
-        print(f"   serve HEAD        {head_rps:8.0f} req/s   ratio {head_rps / base_rps:.2f} (goal >= 0.5)"
-              f"   p50 {pct(heads, .5):.2f} ms p99 {pct(heads, .99):.2f} ms")
-
-        info = load(proxy_url, "/api/models/bench/small", "GET", seconds=args.seconds)
-        tree = load(proxy_url, "/api/models/bench/many/tree/main?recursive=true", "GET", seconds=args.seconds)
-        print("\n4. same load (32 clients):")
-        print(f"   model_info        {len(info) / args.seconds:8.0f} req/s   p50 {pct(info, .5):.2f} ms"
-              f"   p99 {pct(info, .99):.2f} ms")
-        print(f"   tree page (1000)  {len(tree) / args.seconds:8.0f} req/s   p50 {pct(tree, .5):.2f} ms"
-              f"   p99 {pct(tree, .99):.2f} ms")
+        metrics_dir = tempfile.mkdtemp(prefix="bench-metrics-")
+        servers = {
+            "empty Starlette, 1 worker": started(start_empty(1)),
+            "empty Starlette, 2 workers": started(start_empty(2)),
+            "serve, 1 worker": started(start_serve(s3_env)),  # fresh, like the others (not the one that streamed)
+            "serve, 2 workers": started(start_serve(s3_env, workers=2)),
+            "serve, 1 worker, access log on": started(start_serve(s3_env, extra={"HUBMIRROR_SERVE_ACCESS_LOG": "1"})),
+            "serve, 1 worker, multiprocess metrics": started(start_serve(
+                s3_env, extra={"PROMETHEUS_MULTIPROC_DIR": metrics_dir})),
+        }
+        bench_heads(s3.pid, servers, args.seconds, args.rounds)
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        bench_api(servers["serve, 1 worker"][1], args.seconds)
     finally:
         for proc in procs:
             _stop(proc)

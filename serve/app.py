@@ -20,6 +20,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from serve import api, listing, metrics, mirror_api, ui
+from serve.access_log import AccessLog
 from serve.auth import Auth
 from serve.config import ServeSettings, load_serve_settings
 from serve.context import AppContext, open_repo
@@ -115,15 +116,22 @@ class MirrorApp(Starlette):
         super().__init__(**kwargs)
         self.state.ctx = ctx
         self._dispatch = _dispatcher(ctx)
+        self.access_log = AccessLog() if ctx.settings.access_log else None
+        self._http = self.access_log.wrap(self._answer) if self.access_log else self._answer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            path = scope["path"]
-            if path not in _FIXED_PATHS and not path.startswith(("/ui/", *mirror_api.PREFIXES)):
-                scope["app"] = self
-                response = await self._dispatch(Request(scope, receive))
-                await response(scope, receive, send)
-                return
+            await self._http(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        if path not in _FIXED_PATHS and not path.startswith(("/ui/", *mirror_api.PREFIXES)):
+            scope["app"] = self
+            response = await self._dispatch(Request(scope, receive))
+            await response(scope, receive, send)
+            return
         await super().__call__(scope, receive, send)
 
 
@@ -154,6 +162,9 @@ def create_app(settings: ServeSettings | None = None) -> Starlette:
         yield
         await ctx.trigger.aclose()
         ctx.catalog.close()
+        metrics.TALLY.apply()  # a stopping worker's last second of counts still reaches the files
+        if isinstance(app, MirrorApp) and app.access_log is not None:
+            app.access_log.flush()
 
     routes = [
         Route("/healthz", healthz, methods=["GET", "HEAD"]),

@@ -76,7 +76,7 @@ class ServeSettings(BaseSettings):
     runtime_dir: Path | None = Field(default=None, description="state shared by the workers (on-demand limits)")
     page_size: int = Field(default=1000, ge=1, le=10_000)
     expand_page_size: int = Field(default=50, ge=1, le=10_000)
-    access_log: bool = Field(default=True, description="uvicorn's access log")
+    access_log: bool = Field(default=True, description="JSON line per request on stderr, written in batches")
 
     @field_validator("public_url", "airflow_url", "upstream_url")
     @classmethod
