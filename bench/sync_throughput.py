@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 import hf_transfer  # noqa: E402
 
-from mirror_core.embedded_s3 import start_embedded_s3  # noqa: E402
+from hubmirror.embedded_s3 import start_embedded_s3  # noqa: E402
 from mirror_core.layout import RepoRef  # noqa: E402
 from mirror_core.settings import load_settings  # noqa: E402
 from mirror_core.store import Store  # noqa: E402

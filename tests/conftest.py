@@ -24,7 +24,7 @@ os.environ.pop("HF_TOKEN", None)
 
 import pytest  # noqa: E402
 
-from mirror_core.embedded_s3 import EmbeddedS3, start_embedded_s3  # noqa: E402
+from hubmirror.embedded_s3 import EmbeddedS3, start_embedded_s3  # noqa: E402
 from mirror_core.settings import Settings, load_settings  # noqa: E402
 from mirror_core.store import Store  # noqa: E402
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from hubmirror.embedded_s3 import EmbeddedS3
 from mirror_core.catalog import build_catalog
-from mirror_core.embedded_s3 import EmbeddedS3
 from mirror_core.layout import RepoRef
 from mirror_core.settings import Settings
 from mirror_core.store import Store

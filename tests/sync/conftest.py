@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mirror_core.embedded_s3 import EmbeddedS3
+from hubmirror.embedded_s3 import EmbeddedS3
 from mirror_core.settings import Settings
 from mirror_core.store import Store
 from tests.conftest import FAKEHUB_LARGE_SIZE, make_settings

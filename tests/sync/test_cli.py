@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from mirror_core.cli import main
+from hubmirror.cli import main
 from mirror_core.layout import RepoRef
 from mirror_core.store import Store
 from tests.fakehub.corpus import DATASET, SMALL_MODEL

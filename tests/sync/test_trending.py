@@ -83,7 +83,7 @@ def test_datasets_trending_and_plan_merges_config_first(hub, make) -> None:
 def test_demo_config_selects_the_fake_hubs_trending_repos(hub, make, tmp_path) -> None:
     import yaml
 
-    from mirror_core.stack import _demo_config
+    from hubmirror.stack import _demo_config
 
     demo = yaml.safe_load(_demo_config(tmp_path).read_text())
     settings = make(selection=demo["selection"])

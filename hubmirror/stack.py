@@ -4,7 +4,7 @@ SeaweedFS S3 (embedded), optionally the offline fake hub (`--demo`), Airflow as 
 (api-server, scheduler, dag-processor, triggerer; SQLite, LocalExecutor, SimpleAuthManager with a
 persisted admin password) and `hubmirror serve`. serve runs with least privilege: the read-only S3 identity,
 an Airflow user of role `user` (enough to trigger the sync DAGs) and neither the upstream token nor the
-config file (see `serve_environment`). Airflow runs as subprocesses so that mirror_core never
+config file (see `serve_environment`). Airflow runs as subprocesses so that no hubmirror module
 imports it. The scheduler and triggerer get `--skip-serve-logs` because their log servers would bind
 every interface; the api-server reads task logs from disk instead.
 
@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 import yaml
 
-from mirror_core.embedded_s3 import EmbeddedS3, free_port, start_embedded_s3, write_private
+from hubmirror.embedded_s3 import EmbeddedS3, free_port, start_embedded_s3, write_private
 from mirror_core.errors import ConfigError, HubmirrorError
 from mirror_core.settings import DEFAULT_UPSTREAM, S3Settings, Settings
 from mirror_core.store import Store
@@ -378,7 +378,7 @@ def run_up(args: Any, settings: Settings) -> int:
         console.print("starting Airflow (db migrate, pool, api-server, scheduler, dag-processor, triggerer)...")
         airflow.start()
         serve_env = serve_environment(os.environ, s3, serve_url, airflow.url, airflow.serve_password)
-        serve = spawn("serve", [sys.executable, "-m", "mirror_core.cli", "serve", "--host", "127.0.0.1",
+        serve = spawn("serve", [sys.executable, "-m", "hubmirror", "serve", "--host", "127.0.0.1",
                                 "--port", str(serve_port)], serve_env, data_dir / "logs")
         serve_procs.append(serve)
         wait_http(f"{serve_url}/healthz", serve, 60)

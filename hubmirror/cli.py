@@ -1,4 +1,4 @@
-"""`hubmirror`: the command line over mirror_core (and the launcher of serve and the local stack).
+"""`hubmirror`: the command line over mirror_core, the launcher of serve and of the local stack.
 
 Each sub-command parses its arguments here and hands over to the module that does the work, so
 the same code runs from Airflow tasks, Argo steps or a terminal.
@@ -10,39 +10,39 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from hubmirror.terminal import err, failure
 from mirror_core.errors import HubmirrorError
 from mirror_core.settings import Settings, load_settings
-from mirror_core.terminal import err, failure
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 
 def _cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
-    from mirror_core.sync_cli import run_sync
+    from hubmirror.sync_cli import run_sync
 
     return run_sync(args, settings)
 
 
 def _cmd_trending(args: argparse.Namespace, settings: Settings) -> int:
-    from mirror_core.sync_cli import run_trending
+    from hubmirror.sync_cli import run_trending
 
     return run_trending(args, settings)
 
 
 def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    from mirror_core.sync_cli import run_status
+    from hubmirror.sync_cli import run_status
 
     return run_status(args, settings)
 
 
 def _cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
-    from mirror_core.maintenance_cli import run_verify
+    from hubmirror.maintenance_cli import run_verify
 
     return run_verify(args, settings)
 
 
 def _cmd_gc(args: argparse.Namespace, settings: Settings) -> int:
-    from mirror_core.maintenance_cli import run_gc
+    from hubmirror.maintenance_cli import run_gc
 
     return run_gc(args, settings)
 
@@ -56,14 +56,14 @@ def _cmd_catalog(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from serve.launch import run_serve  # the one place mirror_core reaches into serve: launching it
+    from serve.launch import run_serve
 
     return run_serve(host=args.host, port=args.port, workers=args.workers, log_level=args.log_level,
                      mode=args.mode, config=args.config)
 
 
 def _cmd_up(args: argparse.Namespace, settings: Settings) -> int:
-    from mirror_core.stack import run_up
+    from hubmirror.stack import run_up
 
     return run_up(args, settings)
 
