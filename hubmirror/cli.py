@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from hubmirror.terminal import err, failure
+from hubmirror.terminal import err, failure, show_library_warnings
 from mirror_core.errors import HubmirrorError
 from mirror_core.settings import Settings, load_settings
 
@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sync", help="mirror repos from the upstream into the bucket")
     p.add_argument("repo_ids", nargs="*", metavar="REPO_ID")
     p.add_argument("--type", default="model", choices=["model", "dataset", "space"])
-    p.add_argument("--revision", action="append", help="branch, tag or glob (repeatable; default main)")
+    p.add_argument("--revision", action="append",
+                   help="branch, tag, sha or glob such as 'v*' or 'refs/pr/*' (repeatable; default main)")
     p.add_argument("--all", action="store_true", help="the configured selection plus the latest trending snapshot")
     p.add_argument("--force", action="store_true", help="re-list and re-check even if the ref is current")
     p.set_defaults(handler=_cmd_sync)
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    show_library_warnings()
     try:
         settings = load_settings(args.config)
         return args.handler(args, settings)
