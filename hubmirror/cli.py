@@ -119,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=".hubmirror", help="where local state lives")
     p.add_argument("--airflow-port", type=int, default=None, help="Airflow UI/API port (default 8080 if free)")
     p.add_argument("--serve-port", type=int, default=None, help="serve port (default 8000 if free)")
+    p.add_argument("--s3-port", type=int, default=None, help="SeaweedFS S3 port (default 8333 if free)")
     p.set_defaults(handler=_cmd_up)
     return parser
 

@@ -17,6 +17,7 @@ import base64
 import json
 import os
 import secrets
+import shlex
 import signal
 import socket
 import subprocess
@@ -47,6 +48,7 @@ SERVE_USER, SERVE_ROLE = "hubmirror-serve", "user"
 SERVE_DROPPED_ENV = ("AIRFLOW", "HUBMIRROR_UPSTREAM_", "HUBMIRROR_S3_", "HUBMIRROR_CONFIG", "HF_TOKEN",
                      "HUGGING_FACE_HUB_TOKEN")
 UPSTREAM_POOL = "hf_upstream"
+S3_PORT = 8333  # SeaweedFS's own default: the endpoint in .hubmirror/env stays valid across restarts when it is free
 COMPONENTS: dict[str, list[str]] = {
     "api-server": ["api-server", "--host", "127.0.0.1", "--port", "{port}"],
     "scheduler": ["scheduler", "--skip-serve-logs"],
@@ -307,6 +309,26 @@ def _demo_config(data_dir: Path) -> Path:
     return path
 
 
+def write_env_file(path: Path, values: Mapping[str, str]) -> Path:
+    """A 0600 shell file exporting `values`: `source` it and the CLI works against the running stack."""
+    lines = ["# written by `hubmirror up` (new S3 keys on every start); source it, then: hubmirror status|sync|gc",
+             *(f"export {key}={shlex.quote(value)}" for key, value in sorted(values.items()))]
+    write_private(path, "\n".join(lines) + "\n")
+    return path
+
+
+def shown(path: Path | str) -> str:
+    """`path` as a user types it here: relative to the working directory when it lies below it."""
+    relative = os.path.relpath(path)
+    return str(path) if relative.startswith("..") else relative
+
+
+def beside_python(command: str) -> str:
+    """How to run `command` installed beside this interpreter (`.venv/bin/hf` after `make up`)."""
+    path = Path(sys.executable).parent / command
+    return shown(path) if path.exists() else command
+
+
 def wait_http(url: str, proc: Proc, timeout: float) -> None:
     """Wait until `url` answers below 500; StackError if `proc` exits or time runs out."""
     deadline = time.monotonic() + timeout
@@ -347,7 +369,7 @@ def run_up(args: Any, settings: Settings) -> int:
     serve_procs: list[Proc] = []
     try:
         console.print(f"[bold]hubmirror up[/bold]: state in {data_dir}")
-        s3 = start_embedded_s3(data_dir / "s3", bucket=settings.s3_bucket)
+        s3 = start_embedded_s3(data_dir / "s3", bucket=settings.s3_bucket, s3_port=_port(args.s3_port, S3_PORT))
         env = s3.env()
         token = settings.token
         if demo:
@@ -362,6 +384,9 @@ def run_up(args: Any, settings: Settings) -> int:
             env["HUBMIRROR_CONFIG"] = str(Path(config_file).resolve())
         Store(S3Settings(endpoint=s3.endpoint, access_key=s3.access_key, secret_key=s3.secret_key,
                          bucket=settings.s3_bucket, region="us-east-1")).ensure_bucket()
+        # the writer's keys (the CLI writes like the DAGs do); the demo's fake token, never a real one (already set)
+        env_file = write_env_file(data_dir / "env", {k: v for k, v in env.items()
+                                                     if demo or k != "HUBMIRROR_UPSTREAM_TOKEN"})
 
         af_port = _port(args.airflow_port, 8080)
         serve_port = _port(args.serve_port, 8000 if af_port != 8000 else 8001)
@@ -382,7 +407,7 @@ def run_up(args: Any, settings: Settings) -> int:
                                 "--port", str(serve_port)], serve_env, data_dir / "logs")
         serve_procs.append(serve)
         wait_http(f"{serve_url}/healthz", serve, 60)
-        _print_urls(console, airflow, serve_url, s3, upstream, demo, data_dir)
+        _print_urls(console, airflow, serve_url, s3, upstream, demo, data_dir, env_file, fakehub)
         while not stopping.is_set():
             for proc in [*airflow.procs, *serve_procs]:
                 if not proc.alive():
@@ -403,10 +428,13 @@ def run_up(args: Any, settings: Settings) -> int:
 
 
 def _print_urls(console: Any, airflow: AirflowStack, serve_url: str, s3: EmbeddedS3, upstream: str, demo: bool,
-                data_dir: Path) -> None:
+                data_dir: Path, env_file: Path, fakehub: Any) -> None:
     example = "hf-internal-testing/tiny-random-gpt2"
     if demo:
         example = _fakehub_modules()[0].SMALL_MODEL
+    airflow_logs = airflow.home / "logs"
+    components = "{" + ",".join(COMPONENTS) + "}"
+    hub_log = f"\n  fake hub           {shown(fakehub.log_path)}" if fakehub is not None else ""
     console.print(f"""
 [bold green]hubmirror is up[/bold green] (Ctrl-C stops everything)
   Airflow UI / API   {airflow.url}    user [bold]{ADMIN_USER}[/bold]  password [bold]{airflow.admin_password}[/bold]
@@ -414,10 +442,16 @@ def _print_urls(console: Any, airflow: AirflowStack, serve_url: str, s3: Embedde
   Mirror (serve)     {serve_url}    HF_ENDPOINT for clients
   S3 (SeaweedFS)     {s3.endpoint}  bucket {s3.bucket}
   Upstream           {upstream}{'  (offline fake hub)' if demo else ''}
-  Logs               {data_dir / 'logs'}, {airflow.home / 'logs'}
+
+Logs
+  serve              {shown(data_dir / 'logs' / 'serve.log')}
+  Airflow            {shown(airflow_logs / 'hubmirror')}/{components}.log
+  Airflow tasks      {shown(airflow_logs)}/dag_id=<dag>/run_id=<run>/task_id=<task>/ (or a task's Logs tab in the UI)
+  S3                 {shown(s3.log_path)}{hub_log}
 
 Try it:
   open {airflow.url}/dags/hubmirror_sync_repo, press Trigger, repo_id = {example}
   (the demo selection is synced by hubmirror_sync: its first run starts by itself)
-  HF_ENDPOINT={serve_url} hf download {example}
-""")
+  HF_ENDPOINT={serve_url} {beside_python('hf')} download {example}
+  source {shown(env_file)}; {beside_python('hubmirror')} status    (also sync, verify, gc against this stack)
+""", highlight=False)
