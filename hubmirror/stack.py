@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,8 @@ from mirror_core.settings import DEFAULT_UPSTREAM, S3Settings, Settings
 from mirror_core.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
-DAGS_FOLDER = ROOT / "dags"
+CHECKOUT_DAGS = ROOT / "dags"
+INSTALLED_DAGS = "share/hubmirror/dags"  # where the wheel puts a copy of dags/ (pyproject: data-files)
 ADMIN_USER = "admin"
 # SimpleAuthManager's roles are global (viewer < user < op < admin): `user` is the least that may trigger DAG runs;
 # it cannot read connections, variables, pools or config (op), so not the S3 write keys or the upstream token.
@@ -59,6 +61,21 @@ COMPONENTS: dict[str, list[str]] = {
 
 class StackError(HubmirrorError):
     """A component of the local stack failed to start; the message names it and its log file."""
+
+
+def dags_folder() -> Path:
+    """The checkout's dags/ (source tree, editable install), else the copy the installed wheel carries."""
+    if CHECKOUT_DAGS.is_dir():
+        return CHECKOUT_DAGS
+    try:
+        files = distribution("hubmirror").files or []
+    except PackageNotFoundError:
+        files = []
+    for file in files:
+        if file.as_posix().endswith(f"{INSTALLED_DAGS}/hubmirror_common.py"):
+            return Path(str(file.locate())).resolve().parent
+    raise StackError(f"no DAGs: neither {CHECKOUT_DAGS} (a source checkout) nor {INSTALLED_DAGS} of the installed "
+                     "hubmirror package; reinstall it (pip install 'hubmirror[local]')")
 
 
 def airflow_binary() -> str:
@@ -202,7 +219,7 @@ class AirflowStack:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
         env.update({
             "AIRFLOW_HOME": str(self.home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder()),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
@@ -238,9 +255,6 @@ class AirflowStack:
 
     def start(self, timeout: float = 240) -> None:
         """Migrate the DB, create the pool, start the four components and wait until all are healthy."""
-        if not DAGS_FOLDER.is_dir():
-            raise StackError(f"no DAGs at {DAGS_FOLDER}: `hubmirror up` runs from a source checkout "
-                             "(pip install -e .); in production use the Docker image, compose or Helm")
         self.home.mkdir(parents=True, exist_ok=True)
         self._airflow("db", "migrate")
         env, log_dir = self.env(), self.home / "logs" / "hubmirror"
