@@ -298,13 +298,11 @@ class AirflowStack:
 
 
 def _fakehub_modules() -> tuple[Any, Any]:
-    """tests.fakehub (corpus, server): it ships with the source checkout, not with the installed package."""
-    if not (ROOT / "tests" / "fakehub").is_dir():
-        raise ConfigError(f"--demo needs the fake hub from a source checkout (tests/fakehub under {ROOT})")
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    from tests.fakehub import corpus, server
-
+    """hubmirror.demohub (corpus, server), imported only for --demo: building its repos needs the `local` extra."""
+    try:
+        from hubmirror.demohub import corpus, server
+    except ModuleNotFoundError as exc:
+        raise ConfigError(f"--demo needs the Python package {exc.name!r}: pip install 'hubmirror[local]'") from exc
     return corpus, server
 
 

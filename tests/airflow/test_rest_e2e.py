@@ -18,9 +18,9 @@ import httpx
 import pytest
 import yaml
 
+from hubmirror.demohub import corpus
 from hubmirror.embedded_s3 import free_port
 from hubmirror.stack import AirflowStack, Proc, spawn, stop_procs, wait_http
-from tests.fakehub import corpus
 
 GOOD = corpus.BRANCHY_MODEL
 FLAKY = corpus.SINGLE_SEGMENT_MODEL

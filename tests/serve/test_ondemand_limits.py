@@ -15,10 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from hubmirror.demohub import corpus
 from mirror_core.errors import ConfigError
 from mirror_core.settings import Settings
 from serve.shared_limits import SharedLimits
-from tests.fakehub import corpus
 from tests.serve.fake_airflow import FakeAirflow, airflow_env, wait_for
 from tests.serve.server import ServeProcess, start_serve
 

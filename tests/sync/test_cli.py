@@ -8,9 +8,9 @@ from pathlib import Path
 import yaml
 
 from hubmirror.cli import main
+from hubmirror.demohub.corpus import BRANCHY_MODEL, DATASET, GATED_MODEL, SMALL_MODEL
 from mirror_core.layout import RepoRef
 from mirror_core.store import Store
-from tests.fakehub.corpus import BRANCHY_MODEL, DATASET, GATED_MODEL, SMALL_MODEL
 from tests.sync.helpers import manifest, published_refs
 
 

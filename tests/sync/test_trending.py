@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from huggingface_hub import HfApi
 
+from hubmirror.demohub.corpus import SMALL_MODEL, TRENDING_PREFIX
 from mirror_core.layout import TRENDING_LATEST
 from mirror_core.selection import plan
 from mirror_core.store import Store
 from mirror_core.trending import refresh_trending
-from tests.fakehub.corpus import SMALL_MODEL, TRENDING_PREFIX
 
 TOP = 16
 

@@ -13,7 +13,7 @@ import pytest
 from huggingface_hub import HfApi, constants
 from huggingface_hub.errors import EntryNotFoundError
 
-from tests.fakehub.corpus import LARGE_MODEL, SMALL_MODEL, XET_MODEL
+from hubmirror.demohub.corpus import LARGE_MODEL, SMALL_MODEL, XET_MODEL
 
 FAKEHUB_DIR = Path(__file__).resolve().parents[1] / "fakehub"
 
