@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from hubmirror.embedded_s3 import EmbeddedS3, free_port, start_embedded_s3
-from hubmirror.stack import write_env_file
+from hubmirror.stack import beside_python, write_env_file
 from mirror_core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,3 +46,17 @@ def test_the_s3_port_is_kept_across_restarts_when_given(tmp_path: Path) -> None:
             assert server.client().bucket_exists(server.bucket)
         finally:
             server.stop()
+
+
+def test_the_banner_names_commands_by_the_path_that_runs_them(tmp_path: Path, monkeypatch) -> None:
+    """After `make up` the commands live in .venv/bin, which is not on PATH: the banner says `.venv/bin/hf`."""
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "hf").write_text("#!/bin/sh\n")
+    monkeypatch.setattr(sys, "executable", str(bin_dir / "python"))
+    monkeypatch.chdir(tmp_path)
+    assert beside_python("hf") == ".venv/bin/hf"
+    assert beside_python("not-installed") == "not-installed"
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # not below the working directory: absolute, never `../.venv/bin/hf`
+    assert beside_python("hf") == str(bin_dir / "hf")
