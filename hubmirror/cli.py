@@ -7,10 +7,11 @@ the same code runs from Airflow tasks, Argo steps or a terminal.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from hubmirror.terminal import err, failure, show_library_warnings
+from hubmirror.terminal import err, failure
 from mirror_core.errors import HubmirrorError
 from mirror_core.settings import Settings, load_settings
 
@@ -66,6 +67,20 @@ def _cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from hubmirror.stack import run_up
 
     return run_up(args, settings)
+
+
+class _LogLines(logging.Handler):
+    """What the library logs at WARNING or above, as one `warning: ...` line each on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        failure(record.getMessage(), label=record.levelname.lower(), color="yellow")
+
+
+def show_library_warnings() -> None:
+    """Route the `hubmirror.*` loggers' warnings (e.g. a revision pattern that matched nothing) to stderr."""
+    logger = logging.getLogger("hubmirror")
+    if not any(isinstance(h, _LogLines) for h in logger.handlers):
+        logger.addHandler(_LogLines(logging.WARNING))
 
 
 def build_parser() -> argparse.ArgumentParser:
