@@ -12,6 +12,7 @@ ARG PYTHON_VERSION=3.12
 # Stage 1: the hubmirror wheel (sources never reach the final image, only the wheel does).
 FROM apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION} AS wheel
 COPY --chown=airflow:root pyproject.toml README.md /tmp/hubmirror-src/
+COPY --chown=airflow:root hubmirror/ /tmp/hubmirror-src/hubmirror/
 COPY --chown=airflow:root mirror_core/ /tmp/hubmirror-src/mirror_core/
 COPY --chown=airflow:root serve/ /tmp/hubmirror-src/serve/
 COPY --chown=airflow:root plugins/ /tmp/hubmirror-src/plugins/

@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.serve_throughput import _publish, _small_entry, _stop, load, pct, start_serve  # noqa: E402
+from hubmirror.embedded_s3 import start_embedded_s3  # noqa: E402
 from mirror_core.catalog import CATALOG_FORMAT, Catalog, _row, write_catalog  # noqa: E402
-from mirror_core.embedded_s3 import start_embedded_s3  # noqa: E402
 from mirror_core.layout import CATALOG_LATEST, RepoRef, blob_key, catalog_key  # noqa: E402
 from mirror_core.manifest import CommitManifest, Refs, hf_date  # noqa: E402
 from mirror_core.popularity import RepoMeta  # noqa: E402

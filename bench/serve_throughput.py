@@ -40,7 +40,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mirror_core.embedded_s3 import free_port, start_embedded_s3  # noqa: E402
+from hubmirror.embedded_s3 import free_port, start_embedded_s3  # noqa: E402
 from mirror_core.layout import RepoRef, blob_key, commit_key, refs_key  # noqa: E402
 from mirror_core.manifest import CommitManifest, FileEntry, LfsInfo, Refs  # noqa: E402
 from mirror_core.settings import load_settings  # noqa: E402

@@ -1,6 +1,6 @@
 """First-sync throughput of one large LFS file, as a ratio to plain download and plain upload, in one run.
 
-Everything runs on 127.0.0.1: the fake hub (tests/fakehub) serves a large LFS body through its CDN
+Everything runs on 127.0.0.1: the fake hub (hubmirror/demohub) serves a large LFS body through its CDN
 origin, a throwaway SeaweedFS is the bucket. Measured in the same run, on the same machine:
 
 - baseline "download": `hf_transfer.download` of the same file to local disk;
@@ -37,14 +37,14 @@ sys.path.insert(0, str(ROOT))
 
 import hf_transfer  # noqa: E402
 
-from mirror_core.embedded_s3 import start_embedded_s3  # noqa: E402
+from hubmirror.demohub.corpus import LARGE_MODEL  # noqa: E402
+from hubmirror.demohub.server import start_fakehub  # noqa: E402
+from hubmirror.embedded_s3 import start_embedded_s3  # noqa: E402
 from mirror_core.layout import RepoRef  # noqa: E402
 from mirror_core.settings import load_settings  # noqa: E402
 from mirror_core.store import Store  # noqa: E402
 from mirror_core.transfer import BodyClient  # noqa: E402
 from mirror_core.upstream import Upstream  # noqa: E402
-from tests.fakehub.corpus import LARGE_MODEL  # noqa: E402
-from tests.fakehub.server import start_fakehub  # noqa: E402
 
 MIB = 1024 * 1024
 LARGE_FILE = "pytorch_model.bin"

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mirror_core.embedded_s3 import start_embedded_s3  # noqa: E402
+from hubmirror.embedded_s3 import start_embedded_s3  # noqa: E402
 from mirror_core.hashing import git_blob_sha1  # noqa: E402
 from mirror_core.layout import RepoRef, blob_key, commit_key, refs_key  # noqa: E402
 from mirror_core.manifest import CommitManifest, FileEntry, LfsInfo, Refs  # noqa: E402

@@ -70,6 +70,7 @@ class RepoSyncResult:
     retryable: bool = True  # False when retrying cannot help: the repo or revision is gone, gated or hidden
     error: str | None = None
     errors: list[str] = field(default_factory=list)  # one line per failure (file or revision)
+    warnings: list[str] = field(default_factory=list)  # not failures, but worth a line (a pattern matched nothing)
     metadata_calls: int = 0
     seconds: float = 0.0
     report_key: str | None = None
@@ -78,6 +79,10 @@ class RepoSyncResult:
         self.ok = False
         self.errors.append(message)
         self.error = self.error or message
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+        log.warning(message)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -101,7 +106,8 @@ def is_glob(revision: str) -> bool:
 
 
 def check_revisions(revisions: list[str] | None) -> list[str]:
-    """Validate wanted revisions (names, shas or fnmatch globs over branch and tag names)."""
+    """Validate wanted revisions (names, shas, fnmatch globs over branch and tag names or over one ref kind:
+    `refs/pr/*`, `refs/heads/*`, `refs/tags/*`, `refs/convert/*`)."""
     revisions = list(revisions or DEFAULT_REVISIONS)
     for revision in revisions:
         if is_glob(revision):
@@ -120,10 +126,15 @@ def resolve_targets(repo: RepoRef, revisions: list[str], remote: dict[str, dict[
             targets.append(Target(None, revision, revision))
             continue
         assert remote is not None
-        if is_glob(revision):
-            for kind in ("branches", "tags"):
-                targets += [Target(kind, name, sha) for name, sha in sorted(remote[kind].items())
-                            if fnmatch.fnmatchcase(name, revision)]
+        if is_glob(revision):  # refs/pr/*, refs/heads/*, ...: in that kind; a bare glob: branches and tags
+            kinds = [ref_kind(revision)] if revision.startswith("refs/") else [("branches", revision),
+                                                                                ("tags", revision)]
+            matched = [Target(kind, name, sha) for kind, pattern in kinds for name, sha in
+                       sorted(remote.get(kind, {}).items()) if fnmatch.fnmatchcase(name, pattern)]
+            if not matched:
+                result.warn(f"{repo}: revision pattern {revision!r} matches no "
+                            f"{' or '.join(kind.replace('_', ' ') for kind, _ in kinds)} upstream")
+            targets += matched
             continue
         if revision.startswith("refs/"):
             kind, name = ref_kind(revision)
@@ -301,22 +312,29 @@ class RepoSync:
         self.progress.start(sum(f.size for f in unique.values()))
         done: dict[tuple[str, str], str] = {}
         failed = False
+        gated: GatedRepoError | None = None  # the token may read no file: one repo-level error, not one per file
         transfer = Transfer(self.settings, self.store, self.upstream)
 
         def one(key: tuple[str, str], f: UpstreamFile) -> None:
-            nonlocal failed
+            nonlocal failed, gated
+            if gated is not None:
+                return
             advance, finish = self.progress.file(f.path, f.size)
             try:
                 reuse = f.lfs_sha256 is None or self.reuse.may_reuse(f.lfs_sha256)
                 got = transfer.fetch(self.repo, sha, f, known_sha256=self.known_sha256.get(f.oid), reuse=reuse,
                                      on_bytes=advance)
+            except GatedRepoError as exc:
+                with self._lock:
+                    failed, gated = True, gated or exc
+                return
             except HubmirrorError as exc:
                 with self._lock:
                     failed = True
                     self.result.fail(f"{self.repo}@{sha[:12]}: {f.path}: {exc}")
                     if isinstance(exc, UpstreamAuthError | UpstreamNotFoundError):
                         self.result.retryable = False
-                if isinstance(exc, UpstreamAuthError) and not isinstance(exc, GatedRepoError):
+                if isinstance(exc, UpstreamAuthError):
                     raise
                 return
             finally:
@@ -335,6 +353,8 @@ class RepoSync:
         finally:
             transfer.close()
             self.progress.stop()
+        if gated is not None:
+            raise gated
         return None if failed else done
 
     def count(self, got: FetchResult) -> None:

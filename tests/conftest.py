@@ -24,7 +24,7 @@ os.environ.pop("HF_TOKEN", None)
 
 import pytest  # noqa: E402
 
-from mirror_core.embedded_s3 import EmbeddedS3, start_embedded_s3  # noqa: E402
+from hubmirror.embedded_s3 import EmbeddedS3, start_embedded_s3  # noqa: E402
 from mirror_core.settings import Settings, load_settings  # noqa: E402
 from mirror_core.store import Store  # noqa: E402
 
@@ -83,7 +83,7 @@ def store(bucket_settings: Settings) -> Store:
     return Store(bucket_settings.s3)
 
 
-# --- fake upstream hub (tests/fakehub) ---------------------------------------------------------------
+# --- fake upstream hub (hubmirror/demohub) ---------------------------------------------------------------
 FAKEHUB_LARGE_SIZE = 40 * 1024 * 1024  # LARGE_MODEL's file: > 2 multipart parts, yet quick on loopback
 
 
@@ -94,7 +94,7 @@ def fakehub():
     Generated bodies are cached in HUBMIRROR_FAKEHUB_DATA (default ~/.cache/hubmirror-fakehub) so
     later sessions start in about a second; commits made by tests live only in the subprocess.
     """
-    from tests.fakehub.server import start_fakehub
+    from hubmirror.demohub.server import start_fakehub
 
     data = Path(os.environ.get("HUBMIRROR_FAKEHUB_DATA", Path.home() / ".cache" / "hubmirror-fakehub"))
     handle = start_fakehub(data, large_size=FAKEHUB_LARGE_SIZE)

@@ -18,9 +18,9 @@ import httpx
 import pytest
 import yaml
 
-from mirror_core.embedded_s3 import free_port
-from mirror_core.stack import AirflowStack, Proc, spawn, stop_procs, wait_http
-from tests.fakehub import corpus
+from hubmirror.demohub import corpus
+from hubmirror.embedded_s3 import free_port
+from hubmirror.stack import AirflowStack, Proc, spawn, stop_procs, wait_http
 
 GOOD = corpus.BRANCHY_MODEL
 FLAKY = corpus.SINGLE_SEGMENT_MODEL
@@ -87,7 +87,7 @@ def stack(tmp_path_factory, s3_server, fakehub):
     procs: list[Proc] = []
     try:
         airflow.start()
-        procs.append(spawn("serve", [sys.executable, "-m", "mirror_core.cli", "serve", "--host", "127.0.0.1",
+        procs.append(spawn("serve", [sys.executable, "-m", "hubmirror.cli", "serve", "--host", "127.0.0.1",
                                      "--port", str(serve_port)], serve_env, home / "logs"))
         wait_http(f"http://127.0.0.1:{serve_port}/healthz", procs[0], 60)
         yield airflow, f"http://127.0.0.1:{serve_port}", settings

@@ -13,7 +13,7 @@ import os
 import pytest
 import yaml
 
-from tests.fakehub import corpus
+from hubmirror.demohub import corpus
 
 # (repo id, type, revisions): a repo with branches and a tag, a dataset, a single-segment id.
 SELECTION = [(corpus.BRANCHY_MODEL, "model", ["main", "v1.0"]), (corpus.DATASET, "dataset", ["main"]),

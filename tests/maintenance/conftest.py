@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 import pytest
 
+from hubmirror.demohub.corpus import TRENDING_DATASETS
 from mirror_core.layout import RepoRef
 from mirror_core.settings import Settings
 from tests.conftest import make_settings
-from tests.fakehub.corpus import TRENDING_DATASETS
 
 # A small repo no other test area inspects the refs of; each test adds its own uniquely named branch
 # (never touching `main`), so tests sharing the session's fake hub cannot see each other's commits.

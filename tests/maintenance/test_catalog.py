@@ -105,9 +105,9 @@ def test_no_catalog_yet(store, tmp_path):
 
 
 def test_catalog_of_a_bucket_filled_by_sync(mirror_settings, fakehub, tmp_path):
+    from hubmirror.demohub.corpus import GATED_MODEL, SINGLE_SEGMENT_MODEL
     from mirror_core.store import Store
     from mirror_core.sync import sync_repo
-    from tests.fakehub.corpus import GATED_MODEL, SINGLE_SEGMENT_MODEL
     from tests.maintenance.conftest import PLAYGROUND
 
     repos = [PLAYGROUND, RepoRef.parse(GATED_MODEL), RepoRef.parse(SINGLE_SEGMENT_MODEL)]

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from mirror_core.cli import main
+from hubmirror.cli import main
 from mirror_core.inventory import list_blobs
 from mirror_core.layout import RUNS_PREFIX, RepoRef, blob_key
 from tests.maintenance.bucket import RepoBuilder

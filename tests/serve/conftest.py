@@ -11,14 +11,14 @@ from dataclasses import dataclass
 
 import pytest
 
+from hubmirror.demohub import corpus
+from hubmirror.embedded_s3 import EmbeddedS3
 from mirror_core.catalog import build_catalog
-from mirror_core.embedded_s3 import EmbeddedS3
 from mirror_core.layout import RepoRef
 from mirror_core.settings import Settings
 from mirror_core.store import Store
 from mirror_core.sync import sync_repo
 from tests.conftest import make_settings
-from tests.fakehub import corpus
 from tests.serve.fake_airflow import FakeAirflow
 from tests.serve.server import ServeProcess, start_serve
 

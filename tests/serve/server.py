@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from mirror_core.embedded_s3 import free_port
+from hubmirror.embedded_s3 import free_port
 from mirror_core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -207,7 +207,7 @@ def test_refs_ttl_sees_new_publish(bucket_settings: Settings, store: Store, worl
 
 
 def test_storage_down_is_503(bucket_settings: Settings, world) -> None:
-    from mirror_core.embedded_s3 import free_port
+    from hubmirror.embedded_s3 import free_port
 
     broken = bucket_settings.s3.model_copy(update={"endpoint": f"http://127.0.0.1:{free_port()}"})
     client = TestClient(create_app(load_serve_settings(s3=broken)))
@@ -257,7 +257,7 @@ def test_web_ui_obeys_anonymous_off_and_signs_in_with_a_token(bucket_settings: S
 
 
 def test_web_ui_answers_storage_trouble_with_503(bucket_settings: Settings, world) -> None:
-    from mirror_core.embedded_s3 import free_port
+    from hubmirror.embedded_s3 import free_port
 
     broken = bucket_settings.s3.model_copy(update={"endpoint": f"http://127.0.0.1:{free_port()}"})
     client = TestClient(create_app(load_serve_settings(s3=broken)))

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.fakehub import corpus
+from hubmirror.demohub import corpus
 from tests.serve.conftest import GRANTED_TOKEN, Synced
 from tests.serve.server import ServeProcess
 

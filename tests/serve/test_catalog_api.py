@@ -18,6 +18,7 @@ import httpx
 import pytest
 from huggingface_hub import HfApi
 
+from hubmirror.demohub import corpus
 from mirror_core.catalog import build_catalog
 from mirror_core.layout import RepoRef
 from mirror_core.popularity import FIELDS
@@ -25,7 +26,6 @@ from mirror_core.settings import Settings
 from mirror_core.store import Store
 from mirror_core.sync import sync_repo
 from tests.conftest import make_settings
-from tests.fakehub import corpus
 from tests.serve.server import ServeProcess, start_serve
 
 ADMIN = "catalog-admin-token"

@@ -152,7 +152,7 @@ def test_unreadable_refs_is_503_without_details(bucket_settings: Settings, store
 
 
 def test_storage_down_answers_without_endpoint_or_bucket(bucket_settings: Settings) -> None:
-    from mirror_core.embedded_s3 import free_port
+    from hubmirror.embedded_s3 import free_port
 
     endpoint = f"http://127.0.0.1:{free_port()}"
     broken = bucket_settings.s3.model_copy(update={"endpoint": endpoint})

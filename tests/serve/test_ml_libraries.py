@@ -10,7 +10,7 @@ from pathlib import Path
 
 from huggingface_hub import HfApi
 
-from tests.fakehub import corpus
+from hubmirror.demohub import corpus
 from tests.serve.conftest import Synced
 from tests.serve.server import ServeProcess, run_client
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from hubmirror.demohub import corpus
 from mirror_core.errors import ConfigError
 from mirror_core.settings import Settings
 from serve.shared_limits import SharedLimits
-from tests.fakehub import corpus
 from tests.serve.fake_airflow import FakeAirflow, airflow_env, wait_for
 from tests.serve.server import ServeProcess, start_serve
 
@@ -116,7 +116,7 @@ def test_upstream_check_tells_lasting_from_transient_refusals(fakehub, tmp_path:
     """Absent, gated or too large is remembered for the negative TTL; an unreachable upstream is not."""
     import asyncio
 
-    from mirror_core.embedded_s3 import free_port
+    from hubmirror.embedded_s3 import free_port
     from mirror_core.layout import RepoRef
     from serve.config import load_serve_settings
     from serve.ondemand import AirflowTrigger

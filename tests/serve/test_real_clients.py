@@ -19,7 +19,7 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.hf_api import RepoFile, RepoFolder
 
-from tests.fakehub import corpus
+from hubmirror.demohub import corpus
 from tests.serve.conftest import GRANTED_TOKEN, MIRRORED, UNGRANTED_TOKEN, Synced
 from tests.serve.server import ServeProcess, run_client
 

@@ -101,7 +101,7 @@ def test_error_answers_carry_codes() -> None:
 
 def test_serve_command_refuses_bad_settings_before_starting(monkeypatch, capsys) -> None:
     """A typo must stop `hubmirror serve` at once with the variable named, not crash each worker later."""
-    from mirror_core.cli import main
+    from hubmirror.cli import main
 
     monkeypatch.setenv("HUBMIRROR_SERVE_PRESIGN_SECONDS", "five")
     assert main(["serve", "--port", "1"]) == 2

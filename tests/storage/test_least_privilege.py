@@ -9,7 +9,7 @@ import uuid
 import httpx
 import pytest
 
-from mirror_core.embedded_s3 import EmbeddedS3, start_embedded_s3
+from hubmirror.embedded_s3 import EmbeddedS3, start_embedded_s3
 from mirror_core.errors import StorageError
 from mirror_core.settings import load_settings
 from mirror_core.store import Store

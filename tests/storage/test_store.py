@@ -5,7 +5,7 @@ import io
 import pytest
 from pydantic import SecretStr
 
-from mirror_core.embedded_s3 import free_port, start_embedded_s3
+from hubmirror.embedded_s3 import free_port, start_embedded_s3
 from mirror_core.errors import ConflictError, FormatError, StorageError, StorageUnavailableError
 from mirror_core.layout import FORMAT_KEY
 from mirror_core.store import Store

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mirror_core.embedded_s3 import EmbeddedS3
+from hubmirror.embedded_s3 import EmbeddedS3
 from mirror_core.settings import Settings
 from mirror_core.store import Store
 from tests.conftest import FAKEHUB_LARGE_SIZE, make_settings
@@ -20,7 +20,7 @@ PART = 5 * 1024 * 1024
 @pytest.fixture(scope="package")
 def own_hub() -> Iterator:
     """Our own fakehub process: commits made here never leak into other packages' expectations."""
-    from tests.fakehub.server import start_fakehub
+    from hubmirror.demohub.server import start_fakehub
 
     data = Path(os.environ.get("HUBMIRROR_FAKEHUB_DATA", Path.home() / ".cache" / "hubmirror-fakehub"))
     handle = start_fakehub(data, large_size=FAKEHUB_LARGE_SIZE)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import yaml
 
-from mirror_core.cli import main
+from hubmirror.cli import main
+from hubmirror.demohub.corpus import BRANCHY_MODEL, DATASET, GATED_MODEL, SMALL_MODEL
 from mirror_core.layout import RepoRef
 from mirror_core.store import Store
-from tests.fakehub.corpus import DATASET, SMALL_MODEL
 from tests.sync.helpers import manifest, published_refs
 
 
@@ -54,6 +54,27 @@ def test_failures_give_one_line_each_and_nonzero_exit(hub, make, tmp_path, capsy
     assert "1/2 repos ok" in err
     assert main(["--config", config, "sync"]) == 2  # nothing named: a clear usage error
     assert "REPO_ID" in capsys.readouterr().err
+
+
+def test_revision_glob_under_refs_syncs_that_kind_and_a_pattern_matching_nothing_warns(hub, make, tmp_path,
+                                                                                         capsys) -> None:
+    settings = make()
+    config = _config(tmp_path, settings)
+    assert main(["--config", config, "sync", BRANCHY_MODEL, "--revision", "main", "--revision", "refs/pr/*",
+                 "--revision", "refs/tags/nothing-*"]) == 0
+    err = capsys.readouterr().err
+    refs = published_refs(Store(settings.s3), RepoRef.parse(BRANCHY_MODEL))
+    assert list(refs.pull_requests) == ["1"] and "main" in refs.branches
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: model:{BRANCHY_MODEL}: revision pattern 'refs/tags/nothing-*' matches no tags "
+                        "upstream"]
+
+
+def test_a_gated_repo_the_token_cannot_read_is_one_repo_level_error(hub, make, tmp_path, capsys) -> None:
+    config = _config(tmp_path, make(token="no_access"))
+    assert main(["--config", config, "sync", GATED_MODEL]) == 1
+    failures = [line for line in capsys.readouterr().err.splitlines() if line.strip().startswith("error:")]
+    assert len(failures) == 1 and "gated" in failures[0] and GATED_MODEL in failures[0], failures
 
 
 def test_trending_then_sync_all(hub, make, tmp_path, capsys) -> None:

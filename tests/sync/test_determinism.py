@@ -71,7 +71,7 @@ def test_filtered_full_filtered_keeps_one_whole_manifest(hub, make) -> None:
 def test_cli_sync_of_a_named_repo_applies_its_configured_patterns(hub, make) -> None:
     import argparse
 
-    from mirror_core.sync_cli import run_sync
+    from hubmirror.sync_cli import run_sync
 
     repo = RepoRef.parse(f"determinism-{uuid.uuid4().hex[:8]}/cli")
     sha = hub.create_repo("model", repo.repo_id, FILES)

@@ -8,11 +8,11 @@ import os
 import pytest
 
 import mirror_core.sync as sync_module
+from hubmirror.demohub.corpus import BRANCHY_MODEL, LARGE_MODEL, SMALL_MODEL
 from mirror_core.layout import BLOBS_PREFIX, RepoRef, blob_key, commit_key, refs_key
 from mirror_core.manifest import Refs
 from mirror_core.store import Store
 from mirror_core.sync import sync_repo
-from tests.fakehub.corpus import BRANCHY_MODEL, LARGE_MODEL, SMALL_MODEL
 from tests.sync.helpers import assert_commit_mirrored, published_refs
 
 MIB = 1024 * 1024

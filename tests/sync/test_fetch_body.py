@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 
+from hubmirror.demohub.corpus import LARGE_MODEL
 from mirror_core.layout import RepoRef, blob_key
 from mirror_core.store import Store
 from mirror_core.sync import sync_repo
 from mirror_core.transfer import fetch_body
 from mirror_core.upstream import Upstream
-from tests.fakehub.corpus import LARGE_MODEL
 from tests.sync.helpers import manifest, published_refs
 
 

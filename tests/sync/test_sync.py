@@ -7,11 +7,19 @@ import os
 
 import pytest
 
+from hubmirror.demohub.corpus import (
+    BRANCHY_MODEL,
+    DATASET,
+    GATED_MODEL,
+    LARGE_MODEL,
+    PRIVATE_MODEL,
+    SMALL_MODEL,
+    XET_MODEL,
+)
 from mirror_core.errors import UpstreamAuthError
 from mirror_core.layout import BLOBS_PREFIX, RepoRef, blob_key, commit_key, refs_key
 from mirror_core.store import Store
 from mirror_core.sync import sync_repo
-from tests.fakehub.corpus import BRANCHY_MODEL, DATASET, GATED_MODEL, LARGE_MODEL, PRIVATE_MODEL, SMALL_MODEL, XET_MODEL
 from tests.sync.helpers import assert_commit_mirrored, manifest, published_refs
 
 MIB = 1024 * 1024

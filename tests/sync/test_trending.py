@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from huggingface_hub import HfApi
 
+from hubmirror.demohub.corpus import SMALL_MODEL, TRENDING_PREFIX
 from mirror_core.layout import TRENDING_LATEST
 from mirror_core.selection import plan
 from mirror_core.store import Store
 from mirror_core.trending import refresh_trending
-from tests.fakehub.corpus import SMALL_MODEL, TRENDING_PREFIX
 
 TOP = 16
 
@@ -83,7 +83,7 @@ def test_datasets_trending_and_plan_merges_config_first(hub, make) -> None:
 def test_demo_config_selects_the_fake_hubs_trending_repos(hub, make, tmp_path) -> None:
     import yaml
 
-    from mirror_core.stack import _demo_config
+    from hubmirror.stack import _demo_config
 
     demo = yaml.safe_load(_demo_config(tmp_path).read_text())
     settings = make(selection=demo["selection"])

@@ -119,6 +119,17 @@ def test_resolve_targets() -> None:
     assert not result.ok and "nope" in result.error and "main" in result.error
 
 
+def test_a_glob_under_refs_matches_in_that_ref_kind_and_a_glob_matching_nothing_warns() -> None:
+    model = RepoRef.parse("org/m")
+    result = RepoSyncResult(model)
+    targets = resolve_targets(model, ["refs/pr/*", "refs/heads/re*", "refs/tags/v*", "refs/tags/nothing-*"],
+                              _remote(), result)
+    assert [(t.kind, t.name) for t in targets] == [
+        ("pull_requests", "1"), ("branches", "release-1"), ("tags", "v1.0")]
+    assert result.ok and result.warnings == ["model:org/m: revision pattern 'refs/tags/nothing-*' matches no tags "
+                                             "upstream"]
+
+
 def test_trim_info_drops_volatile_counters() -> None:
     info = {"id": "o/m", "sha": SHA_A, "downloads": 5, "likes": 2, "trendingScore": 9, "tags": ["x"],
             "cardData": {"license": "mit"}}

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import stat
 
-from mirror_core.embedded_s3 import EmbeddedS3
-from mirror_core.stack import ADMIN_USER, SERVE_ROLE, SERVE_USER, AirflowStack, _ensure_passwords, serve_environment
+from hubmirror.embedded_s3 import EmbeddedS3
+from hubmirror.stack import ADMIN_USER, SERVE_ROLE, SERVE_USER, AirflowStack, _ensure_passwords, serve_environment
 
 SECRETS = {
     "HUBMIRROR_UPSTREAM_TOKEN": "hf_upstream_secret_1",

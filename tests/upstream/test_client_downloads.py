@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from huggingface_hub import snapshot_download
 
-from tests.fakehub.corpus import (
+from hubmirror.demohub.corpus import (
     BRANCHY_MODEL,
     DATASET,
     LARGE_MODEL,

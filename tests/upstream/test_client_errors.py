@@ -13,7 +13,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from tests.fakehub.corpus import BRANCHY_MODEL, GATED_MODEL, PRIVATE_MODEL, SMALL_MODEL
+from hubmirror.demohub.corpus import BRANCHY_MODEL, GATED_MODEL, PRIVATE_MODEL, SMALL_MODEL
 
 
 def test_gated_repo_needs_the_service_token(fakehub, download):

@@ -9,7 +9,7 @@ import json
 import subprocess
 import sys
 
-from tests.fakehub.corpus import DATASET, SMALL_MODEL, WORDS
+from hubmirror.demohub.corpus import DATASET, SMALL_MODEL, WORDS
 
 
 def run_client(fakehub, tmp_path, code: str) -> dict:

@@ -7,7 +7,7 @@ import pytest
 from huggingface_hub import HfApi
 from huggingface_hub.hf_api import RepoFile, RepoFolder
 
-from tests.fakehub.corpus import (
+from hubmirror.demohub.corpus import (
     BRANCHY_MODEL,
     DATASET,
     MANY_FILES_COUNT,

@@ -13,9 +13,9 @@ import pytest
 from huggingface_hub import HfApi, constants
 from huggingface_hub.errors import EntryNotFoundError
 
-from tests.fakehub.corpus import LARGE_MODEL, SMALL_MODEL, XET_MODEL
+from hubmirror.demohub.corpus import LARGE_MODEL, SMALL_MODEL, XET_MODEL
 
-FAKEHUB_DIR = Path(__file__).resolve().parents[1] / "fakehub"
+FAKEHUB_DIR = Path(__file__).resolve().parents[2] / "hubmirror" / "demohub"
 
 
 @pytest.fixture
@@ -142,6 +142,7 @@ def test_xet_style_repo_advertises_xet_but_plain_http_still_works(hub, download,
 
 
 def test_fakehub_shares_no_code_with_serve():
+    assert len(list(FAKEHUB_DIR.rglob("*.py"))) > 5
     offenders = [
         str(p)
         for p in FAKEHUB_DIR.rglob("*.py")

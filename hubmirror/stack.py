@@ -4,7 +4,7 @@ SeaweedFS S3 (embedded), optionally the offline fake hub (`--demo`), Airflow as 
 (api-server, scheduler, dag-processor, triggerer; SQLite, LocalExecutor, SimpleAuthManager with a
 persisted admin password) and `hubmirror serve`. serve runs with least privilege: the read-only S3 identity,
 an Airflow user of role `user` (enough to trigger the sync DAGs) and neither the upstream token nor the
-config file (see `serve_environment`). Airflow runs as subprocesses so that mirror_core never
+config file (see `serve_environment`). Airflow runs as subprocesses so that no hubmirror module
 imports it. The scheduler and triggerer get `--skip-serve-logs` because their log servers would bind
 every interface; the api-server reads task logs from disk instead.
 
@@ -17,6 +17,7 @@ import base64
 import json
 import os
 import secrets
+import shlex
 import signal
 import socket
 import subprocess
@@ -25,19 +26,21 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
 
-from mirror_core.embedded_s3 import EmbeddedS3, free_port, start_embedded_s3, write_private
+from hubmirror.embedded_s3 import EmbeddedS3, free_port, start_embedded_s3, write_private
 from mirror_core.errors import ConfigError, HubmirrorError
 from mirror_core.settings import DEFAULT_UPSTREAM, S3Settings, Settings
 from mirror_core.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
-DAGS_FOLDER = ROOT / "dags"
+CHECKOUT_DAGS = ROOT / "dags"
+INSTALLED_DAGS = "share/hubmirror/dags"  # where the wheel puts a copy of dags/ (pyproject: data-files)
 ADMIN_USER = "admin"
 # SimpleAuthManager's roles are global (viewer < user < op < admin): `user` is the least that may trigger DAG runs;
 # it cannot read connections, variables, pools or config (op), so not the S3 write keys or the upstream token.
@@ -47,6 +50,7 @@ SERVE_USER, SERVE_ROLE = "hubmirror-serve", "user"
 SERVE_DROPPED_ENV = ("AIRFLOW", "HUBMIRROR_UPSTREAM_", "HUBMIRROR_S3_", "HUBMIRROR_CONFIG", "HF_TOKEN",
                      "HUGGING_FACE_HUB_TOKEN")
 UPSTREAM_POOL = "hf_upstream"
+S3_PORT = 8333  # SeaweedFS's own default: the endpoint in .hubmirror/env stays valid across restarts when it is free
 COMPONENTS: dict[str, list[str]] = {
     "api-server": ["api-server", "--host", "127.0.0.1", "--port", "{port}"],
     "scheduler": ["scheduler", "--skip-serve-logs"],
@@ -57,6 +61,21 @@ COMPONENTS: dict[str, list[str]] = {
 
 class StackError(HubmirrorError):
     """A component of the local stack failed to start; the message names it and its log file."""
+
+
+def dags_folder() -> Path:
+    """The checkout's dags/ (source tree, editable install), else the copy the installed wheel carries."""
+    if CHECKOUT_DAGS.is_dir():
+        return CHECKOUT_DAGS
+    try:
+        files = distribution("hubmirror").files or []
+    except PackageNotFoundError:
+        files = []
+    for file in files:
+        if file.as_posix().endswith(f"{INSTALLED_DAGS}/hubmirror_common.py"):
+            return Path(str(file.locate())).resolve().parent
+    raise StackError(f"no DAGs: neither {CHECKOUT_DAGS} (a source checkout) nor {INSTALLED_DAGS} of the installed "
+                     "hubmirror package; reinstall it (pip install 'hubmirror[local]')")
 
 
 def airflow_binary() -> str:
@@ -200,7 +219,7 @@ class AirflowStack:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
         env.update({
             "AIRFLOW_HOME": str(self.home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder()),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
@@ -236,9 +255,6 @@ class AirflowStack:
 
     def start(self, timeout: float = 240) -> None:
         """Migrate the DB, create the pool, start the four components and wait until all are healthy."""
-        if not DAGS_FOLDER.is_dir():
-            raise StackError(f"no DAGs at {DAGS_FOLDER}: `hubmirror up` runs from a source checkout "
-                             "(pip install -e .); in production use the Docker image, compose or Helm")
         self.home.mkdir(parents=True, exist_ok=True)
         self._airflow("db", "migrate")
         env, log_dir = self.env(), self.home / "logs" / "hubmirror"
@@ -282,13 +298,11 @@ class AirflowStack:
 
 
 def _fakehub_modules() -> tuple[Any, Any]:
-    """tests.fakehub (corpus, server): it ships with the source checkout, not with the installed package."""
-    if not (ROOT / "tests" / "fakehub").is_dir():
-        raise ConfigError(f"--demo needs the fake hub from a source checkout (tests/fakehub under {ROOT})")
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    from tests.fakehub import corpus, server
-
+    """hubmirror.demohub (corpus, server), imported only for --demo: building its repos needs the `local` extra."""
+    try:
+        from hubmirror.demohub import corpus, server
+    except ModuleNotFoundError as exc:
+        raise ConfigError(f"--demo needs the Python package {exc.name!r}: pip install 'hubmirror[local]'") from exc
     return corpus, server
 
 
@@ -305,6 +319,26 @@ def _demo_config(data_dir: Path) -> Path:
     path = data_dir / "demo-config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def write_env_file(path: Path, values: Mapping[str, str]) -> Path:
+    """A 0600 shell file exporting `values`: `source` it and the CLI works against the running stack."""
+    lines = ["# written by `hubmirror up` (new S3 keys on every start); source it, then: hubmirror status|sync|gc",
+             *(f"export {key}={shlex.quote(value)}" for key, value in sorted(values.items()))]
+    write_private(path, "\n".join(lines) + "\n")
+    return path
+
+
+def shown(path: Path | str) -> str:
+    """`path` as a user types it here: relative to the working directory when it lies below it."""
+    relative = os.path.relpath(path)
+    return str(path) if relative.startswith("..") else relative
+
+
+def beside_python(command: str) -> str:
+    """How to run `command` installed beside this interpreter (`.venv/bin/hf` after `make up`)."""
+    path = Path(sys.executable).parent / command
+    return shown(path) if path.exists() else command
 
 
 def wait_http(url: str, proc: Proc, timeout: float) -> None:
@@ -347,7 +381,7 @@ def run_up(args: Any, settings: Settings) -> int:
     serve_procs: list[Proc] = []
     try:
         console.print(f"[bold]hubmirror up[/bold]: state in {data_dir}")
-        s3 = start_embedded_s3(data_dir / "s3", bucket=settings.s3_bucket)
+        s3 = start_embedded_s3(data_dir / "s3", bucket=settings.s3_bucket, s3_port=_port(args.s3_port, S3_PORT))
         env = s3.env()
         token = settings.token
         if demo:
@@ -362,6 +396,9 @@ def run_up(args: Any, settings: Settings) -> int:
             env["HUBMIRROR_CONFIG"] = str(Path(config_file).resolve())
         Store(S3Settings(endpoint=s3.endpoint, access_key=s3.access_key, secret_key=s3.secret_key,
                          bucket=settings.s3_bucket, region="us-east-1")).ensure_bucket()
+        # the writer's keys (the CLI writes like the DAGs do); the demo's fake token, never a real one (already set)
+        env_file = write_env_file(data_dir / "env", {k: v for k, v in env.items()
+                                                     if demo or k != "HUBMIRROR_UPSTREAM_TOKEN"})
 
         af_port = _port(args.airflow_port, 8080)
         serve_port = _port(args.serve_port, 8000 if af_port != 8000 else 8001)
@@ -378,11 +415,11 @@ def run_up(args: Any, settings: Settings) -> int:
         console.print("starting Airflow (db migrate, pool, api-server, scheduler, dag-processor, triggerer)...")
         airflow.start()
         serve_env = serve_environment(os.environ, s3, serve_url, airflow.url, airflow.serve_password)
-        serve = spawn("serve", [sys.executable, "-m", "mirror_core.cli", "serve", "--host", "127.0.0.1",
+        serve = spawn("serve", [sys.executable, "-m", "hubmirror", "serve", "--host", "127.0.0.1",
                                 "--port", str(serve_port)], serve_env, data_dir / "logs")
         serve_procs.append(serve)
         wait_http(f"{serve_url}/healthz", serve, 60)
-        _print_urls(console, airflow, serve_url, s3, upstream, demo, data_dir)
+        _print_urls(console, airflow, serve_url, s3, upstream, demo, data_dir, env_file, fakehub)
         while not stopping.is_set():
             for proc in [*airflow.procs, *serve_procs]:
                 if not proc.alive():
@@ -403,10 +440,13 @@ def run_up(args: Any, settings: Settings) -> int:
 
 
 def _print_urls(console: Any, airflow: AirflowStack, serve_url: str, s3: EmbeddedS3, upstream: str, demo: bool,
-                data_dir: Path) -> None:
+                data_dir: Path, env_file: Path, fakehub: Any) -> None:
     example = "hf-internal-testing/tiny-random-gpt2"
     if demo:
         example = _fakehub_modules()[0].SMALL_MODEL
+    airflow_logs = airflow.home / "logs"
+    components = "{" + ",".join(COMPONENTS) + "}"
+    hub_log = f"\n  fake hub           {shown(fakehub.log_path)}" if fakehub is not None else ""
     console.print(f"""
 [bold green]hubmirror is up[/bold green] (Ctrl-C stops everything)
   Airflow UI / API   {airflow.url}    user [bold]{ADMIN_USER}[/bold]  password [bold]{airflow.admin_password}[/bold]
@@ -414,10 +454,16 @@ def _print_urls(console: Any, airflow: AirflowStack, serve_url: str, s3: Embedde
   Mirror (serve)     {serve_url}    HF_ENDPOINT for clients
   S3 (SeaweedFS)     {s3.endpoint}  bucket {s3.bucket}
   Upstream           {upstream}{'  (offline fake hub)' if demo else ''}
-  Logs               {data_dir / 'logs'}, {airflow.home / 'logs'}
+
+Logs
+  serve              {shown(data_dir / 'logs' / 'serve.log')}
+  Airflow            {shown(airflow_logs / 'hubmirror')}/{components}.log
+  Airflow tasks      {shown(airflow_logs)}/dag_id=<dag>/run_id=<run>/task_id=<task>/ (or a task's Logs tab in the UI)
+  S3                 {shown(s3.log_path)}{hub_log}
 
 Try it:
   open {airflow.url}/dags/hubmirror_sync_repo, press Trigger, repo_id = {example}
   (the demo selection is synced by hubmirror_sync: its first run starts by itself)
-  HF_ENDPOINT={serve_url} hf download {example}
-""")
+  HF_ENDPOINT={serve_url} {beside_python('hf')} download {example}
+  source {shown(env_file)}; {beside_python('hubmirror')} status    (also sync, verify, gc against this stack)
+""", highlight=False)

@@ -1,6 +1,6 @@
 """Run the fake hub (hub + CDN origins in one process) and control it from tests.
 
-`start_fakehub()` starts `python -m tests.fakehub` as a subprocess, waits until the corpus is built
+`start_fakehub()` starts `python -m hubmirror.demohub` as a subprocess, waits until the corpus is built
 and both origins listen, and returns a `FakeHubHandle` that talks to the /_fakehub/ admin endpoints.
 Ports default to 0: the child binds them itself and reports them back, so no port race.
 """
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.fakehub.app import DEFAULT_CONFIG, DEFAULT_SERVICE_TOKEN, NO_ACCESS_TOKEN
-from tests.fakehub.corpus import DEFAULT_LARGE_SIZE
+from hubmirror.demohub.app import DEFAULT_CONFIG, DEFAULT_SERVICE_TOKEN, NO_ACCESS_TOKEN
+from hubmirror.demohub.corpus import DEFAULT_LARGE_SIZE
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -198,7 +198,7 @@ def start_fakehub(
     cmd = [
         sys.executable,
         "-m",
-        "tests.fakehub",
+        "hubmirror.demohub",
         "--port",
         str(port),
         "--cdn-port",
@@ -256,11 +256,11 @@ def main(argv: list[str] | None = None) -> None:
     """Child entry point: build the corpus, bind both origins, report ports, serve until TERM."""
     import uvicorn
 
-    from tests.fakehub.app import Routes
-    from tests.fakehub.corpus import build_corpus
-    from tests.fakehub.faults import Traffic, instrument
+    from hubmirror.demohub.app import Routes
+    from hubmirror.demohub.corpus import build_corpus
+    from hubmirror.demohub.faults import Traffic, instrument
 
-    parser = argparse.ArgumentParser(prog="python -m tests.fakehub", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m hubmirror.demohub", description=__doc__)
     parser.add_argument("--port", type=int, default=0, help="hub origin port (0 = any free port)")
     parser.add_argument("--cdn-port", type=int, default=0, help="CDN origin port (0 = any free port)")
     parser.add_argument("--data", type=Path, required=True, help="directory for generated large bodies")

@@ -13,6 +13,7 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def failure(message: str, *, label: str = "error", console: Console = err) -> None:
-    """`label: message` on one line, the label in red, the message exactly as given."""
-    console.print(f"[red]{label}:[/red] {escape(message)}")
+def failure(message: str, *, label: str = "error", console: Console = err, color: str = "red") -> None:
+    """`label: message` on one line, the label in `color`, the message exactly as given."""
+    console.print(f"[{color}]{label}:[/{color}] {escape(message)}")
+

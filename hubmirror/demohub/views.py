@@ -6,7 +6,7 @@ import hashlib
 import json
 from datetime import UTC, datetime
 
-from tests.fakehub.repos import Commit, Repo, RepoFile
+from hubmirror.demohub.repos import Commit, Repo, RepoFile
 
 API_PLURAL = {"model": "models", "dataset": "datasets", "space": "spaces"}
 SORT_KEYS = ("trendingScore", "likes", "downloads", "lastModified", "createdAt")

@@ -18,10 +18,10 @@ from urllib.parse import parse_qs, quote, unquote, urlencode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from tests.fakehub import views
-from tests.fakehub.corpus import Corpus
-from tests.fakehub.faults import Traffic
-from tests.fakehub.repos import Blob, Commit, Repo, RepoFile
+from hubmirror.demohub import views
+from hubmirror.demohub.corpus import Corpus
+from hubmirror.demohub.faults import Traffic
+from hubmirror.demohub.repos import Blob, Commit, Repo, RepoFile
 
 NO_ACCESS_TOKEN = "hf_fakehub_noaccess"
 DEFAULT_SERVICE_TOKEN = "hf_fakehub_service"
@@ -172,7 +172,7 @@ class Routes:
 
     async def dispatch(self, request: Request, segs: list[str]) -> Response:
         if segs[:1] == ["_fakehub"]:
-            from tests.fakehub.admin import admin
+            from hubmirror.demohub.admin import admin
 
             try:
                 return await admin(self, request, segs[1:])

@@ -1,4 +1,4 @@
-"""`hubmirror`: the command line over mirror_core (and the launcher of serve and the local stack).
+"""`hubmirror`: the command line over mirror_core, the launcher of serve and of the local stack.
 
 Each sub-command parses its arguments here and hands over to the module that does the work, so
 the same code runs from Airflow tasks, Argo steps or a terminal.
@@ -7,42 +7,43 @@ the same code runs from Airflow tasks, Argo steps or a terminal.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Callable, Sequence
 
+from hubmirror.terminal import err, failure
 from mirror_core.errors import HubmirrorError
 from mirror_core.settings import Settings, load_settings
-from mirror_core.terminal import err, failure
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 
 def _cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
-    from mirror_core.sync_cli import run_sync
+    from hubmirror.sync_cli import run_sync
 
     return run_sync(args, settings)
 
 
 def _cmd_trending(args: argparse.Namespace, settings: Settings) -> int:
-    from mirror_core.sync_cli import run_trending
+    from hubmirror.sync_cli import run_trending
 
     return run_trending(args, settings)
 
 
 def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    from mirror_core.sync_cli import run_status
+    from hubmirror.sync_cli import run_status
 
     return run_status(args, settings)
 
 
 def _cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
-    from mirror_core.maintenance_cli import run_verify
+    from hubmirror.maintenance_cli import run_verify
 
     return run_verify(args, settings)
 
 
 def _cmd_gc(args: argparse.Namespace, settings: Settings) -> int:
-    from mirror_core.maintenance_cli import run_gc
+    from hubmirror.maintenance_cli import run_gc
 
     return run_gc(args, settings)
 
@@ -56,16 +57,30 @@ def _cmd_catalog(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from serve.launch import run_serve  # the one place mirror_core reaches into serve: launching it
+    from serve.launch import run_serve
 
     return run_serve(host=args.host, port=args.port, workers=args.workers, log_level=args.log_level,
                      mode=args.mode, config=args.config)
 
 
 def _cmd_up(args: argparse.Namespace, settings: Settings) -> int:
-    from mirror_core.stack import run_up
+    from hubmirror.stack import run_up
 
     return run_up(args, settings)
+
+
+class _LogLines(logging.Handler):
+    """What the library logs at WARNING or above, as one `warning: ...` line each on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        failure(record.getMessage(), label=record.levelname.lower(), color="yellow")
+
+
+def show_library_warnings() -> None:
+    """Route the `hubmirror.*` loggers' warnings (e.g. a revision pattern that matched nothing) to stderr."""
+    logger = logging.getLogger("hubmirror")
+    if not any(isinstance(h, _LogLines) for h in logger.handlers):
+        logger.addHandler(_LogLines(logging.WARNING))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sync", help="mirror repos from the upstream into the bucket")
     p.add_argument("repo_ids", nargs="*", metavar="REPO_ID")
     p.add_argument("--type", default="model", choices=["model", "dataset", "space"])
-    p.add_argument("--revision", action="append", help="branch, tag or glob (repeatable; default main)")
+    p.add_argument("--revision", action="append",
+                   help="branch, tag, sha or glob such as 'v*' or 'refs/pr/*' (repeatable; default main)")
     p.add_argument("--all", action="store_true", help="the configured selection plus the latest trending snapshot")
     p.add_argument("--force", action="store_true", help="re-list and re-check even if the ref is current")
     p.set_defaults(handler=_cmd_sync)
@@ -118,12 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=".hubmirror", help="where local state lives")
     p.add_argument("--airflow-port", type=int, default=None, help="Airflow UI/API port (default 8080 if free)")
     p.add_argument("--serve-port", type=int, default=None, help="serve port (default 8000 if free)")
+    p.add_argument("--s3-port", type=int, default=None, help="SeaweedFS S3 port (default 8333 if free)")
     p.set_defaults(handler=_cmd_up)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    show_library_warnings()
     try:
         settings = load_settings(args.config)
         return args.handler(args, settings)

@@ -1,8 +1,8 @@
 """Start and stop a throwaway SeaweedFS S3 server (`weed mini`) on 127.0.0.1.
 
 Used by the tests, benchmarks and `hubmirror up`: the local stack needs a real S3 without Docker.
-Every port is chosen free and bound to loopback; the process is stopped by its PID. Each start writes
-fresh random secrets into a 0600 identity file: a writer (the sync side) and a read-only identity
+Every port is chosen free (the S3 port may be given) and bound to loopback; the process is stopped by its
+PID. Each start writes fresh random secrets into a 0600 identity file: a writer (the sync side) and a read-only identity
 (Read, List: what serve needs, also to sign presigned URLs), so a leaked serve key cannot change the bucket.
 """
 
@@ -116,8 +116,9 @@ def start_embedded_s3(
     access_key: str = DEFAULT_ACCESS_KEY,
     secret_key: str | None = None,
     timeout: float = 60,
+    s3_port: int | None = None,
 ) -> EmbeddedS3:
-    """Start `weed mini` on free loopback ports, wait for S3, create `bucket`.
+    """Start `weed mini` on free loopback ports (S3 on `s3_port` if given), wait for S3, create `bucket`.
 
     Without `secret_key`, every start draws new random secrets (no default that works on every machine).
     """
@@ -133,9 +134,10 @@ def start_embedded_s3(
         {"name": "hubmirror-read", "credentials": [{"accessKey": READ_ONLY_ACCESS_KEY, "secretKey": read_secret_key}],
          "actions": READ_ONLY_ACTIONS},
     ]}))
-    free = _free_ports(len(_PORTS) * 2)  # one draw, so HTTP and gRPC ports cannot collide
+    free = [p for p in _free_ports(len(_PORTS) * 2 + 1) if p != s3_port]  # one draw: HTTP and gRPC cannot collide
     ports = dict(zip(_PORTS, free[:len(_PORTS)], strict=True))
-    grpc = dict(zip(_PORTS, free[len(_PORTS):], strict=True))
+    ports["s3"] = s3_port or ports["s3"]
+    grpc = dict(zip(_PORTS, free[len(_PORTS):len(_PORTS) * 2], strict=True))
     args = [weed_binary(), "mini", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             "-admin.ui=false", "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
             # one volume per bucket: the default cap (free disk / volume size) runs out after a few dozen

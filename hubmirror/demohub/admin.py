@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from tests.fakehub.app import DEFAULT_CONFIG, error
-from tests.fakehub.faults import Fault
-from tests.fakehub.repos import Blob, Repo, utc
+from hubmirror.demohub.app import DEFAULT_CONFIG, error
+from hubmirror.demohub.faults import Fault
+from hubmirror.demohub.repos import Blob, Repo, utc
 
 if TYPE_CHECKING:
-    from tests.fakehub.app import Routes
+    from hubmirror.demohub.app import Routes
 
 
 def file_record(routes: Routes, repo_type: str, repo_id: str, path: str, revision: str) -> Response:

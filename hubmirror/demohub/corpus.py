@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from tests.fakehub.repos import Blob, Repo, utc
+from hubmirror.demohub.repos import Blob, Repo, utc
 
 SMALL_MODEL = "hubmirror-test/tiny-bert"
 LARGE_MODEL = "hubmirror-test/large-model"

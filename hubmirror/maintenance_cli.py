@@ -13,11 +13,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
+from hubmirror.terminal import err, failure, out
 from mirror_core.gc import GcReport, retain_and_collect
 from mirror_core.layout import validate_sha256
 from mirror_core.settings import Settings
 from mirror_core.store import Store
-from mirror_core.terminal import err, failure, out
 from mirror_core.verify import VerifyReport, verify
 
 SHOWN = 20  # items listed per category in the summary; the run report has more

@@ -23,6 +23,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from hubmirror.terminal import err, failure, out
 from mirror_core.catalog import build_catalog
 from mirror_core.errors import HubmirrorError, InvalidInputError, UpstreamAuthError
 from mirror_core.inventory import list_repos
@@ -33,7 +34,6 @@ from mirror_core.selection import RepoPlan, plan
 from mirror_core.settings import Settings
 from mirror_core.store import Store
 from mirror_core.sync import RepoSyncResult, check_revisions, stored_manifest, sync_repo, totals
-from mirror_core.terminal import err, failure, out
 from mirror_core.trending import refresh_trending
 from mirror_core.upstream import Upstream
 
