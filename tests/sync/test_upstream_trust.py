@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 import mirror_core.transfer as transfer_module
+from hubmirror.demohub.corpus import LARGE_MODEL, MANY_FILES_MODEL, SMALL_MODEL
 from mirror_core.layout import RepoRef
 from mirror_core.store import Store
 from mirror_core.sync import sync_repo
 from mirror_core.upstream import Upstream
-from tests.fakehub.corpus import LARGE_MODEL, MANY_FILES_MODEL, SMALL_MODEL
 from tests.sync.helpers import assert_commit_mirrored, published_refs
 
 
