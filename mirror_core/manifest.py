@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -24,10 +25,24 @@ from mirror_core.layout import (
 
 _GIT_OID_RE = re.compile(r"^[0-9a-f]{40}$")
 _SHORT_SHA_RE = re.compile(r"^[0-9a-f]{7,39}$")
-# The ref tables of refs.json, and the git ref prefix each one stands for.
-REF_KINDS = ("branches", "tags", "converts", "pull_requests")
-_REF_PREFIXES = (("refs/heads/", "branches"), ("refs/tags/", "tags"), ("refs/convert/", "converts"),
-                 ("refs/pr/", "pull_requests"))
+
+
+class RefKind(StrEnum):
+    """The ref tables of refs.json (each value is a field of `Refs`); `prefix` is the git ref it stands for."""
+
+    BRANCHES = "branches"
+    TAGS = "tags"
+    CONVERTS = "converts"
+    PULL_REQUESTS = "pull_requests"
+
+    @property
+    def prefix(self) -> str:
+        return _PREFIXES[self]
+
+
+_PREFIXES = {RefKind.BRANCHES: "refs/heads/", RefKind.TAGS: "refs/tags/", RefKind.CONVERTS: "refs/convert/",
+             RefKind.PULL_REQUESTS: "refs/pr/"}
+REF_KINDS = tuple(RefKind)
 
 
 def utcnow() -> datetime:
@@ -143,7 +158,7 @@ class Refs(_Model):
     private: bool | None = None
     gated: bool | str | None = None  # False, "auto" or "manual", like the Hub
 
-    @field_validator("branches", "tags", "converts", "pull_requests")
+    @field_validator(*REF_KINDS)
     @classmethod
     def _targets(cls, v: dict[str, str]) -> dict[str, str]:
         for name, sha in v.items():
@@ -181,9 +196,9 @@ class Refs(_Model):
         revision = validate_revision(revision)
         if is_commit_sha(revision):
             return revision
-        for prefix, kind in _REF_PREFIXES:
-            if revision.startswith(prefix):
-                return getattr(self, kind).get(revision.removeprefix(prefix))
+        for kind in REF_KINDS:
+            if revision.startswith(kind.prefix):
+                return getattr(self, kind).get(revision.removeprefix(kind.prefix))
         if revision in self.branches:
             return self.branches[revision]
         if revision in self.tags:
@@ -192,8 +207,8 @@ class Refs(_Model):
             return resolve_short_sha(revision, self.all_shas())
         return None
 
-    def with_ref(self, kind: str, name: str, sha: str) -> Refs:
-        """A copy with one ref set (kind: branches, tags, converts, pull_requests)."""
+    def with_ref(self, kind: RefKind, name: str, sha: str) -> Refs:
+        """A copy with one ref set."""
         table = dict(getattr(self, kind))
         table[name] = validate_commit_sha(sha)
         return self.model_copy(update={kind: table, "updated_at": utcnow()})
@@ -212,9 +227,9 @@ def resolve_short_sha(prefix: str, shas: set[str] | list[str]) -> str | None:
     return matches.pop() if len(matches) == 1 else None
 
 
-def ref_kind(revision: str) -> tuple[str, str]:
+def ref_kind(revision: str) -> tuple[RefKind, str]:
     """Split a ref name into (kind, short name) as stored in refs.json."""
-    for prefix, kind in _REF_PREFIXES:
-        if revision.startswith(prefix):
-            return kind, revision.removeprefix(prefix)
-    return "branches", revision
+    for kind in REF_KINDS:
+        if revision.startswith(kind.prefix):
+            return kind, revision.removeprefix(kind.prefix)
+    return RefKind.BRANCHES, revision

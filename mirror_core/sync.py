@@ -33,7 +33,17 @@ from mirror_core.errors import (
 )
 from mirror_core.lastcommit import LastCommit, last_commits
 from mirror_core.layout import RepoRef, commit_key, is_commit_sha, refs_key, validate_revision
-from mirror_core.manifest import REF_KINDS, CommitManifest, DirEntry, FileEntry, LfsInfo, Refs, hf_date, ref_kind
+from mirror_core.manifest import (
+    REF_KINDS,
+    CommitManifest,
+    DirEntry,
+    FileEntry,
+    LfsInfo,
+    RefKind,
+    Refs,
+    hf_date,
+    ref_kind,
+)
 from mirror_core.mirrored import read_unmirrored, selected, write_unmirrored
 from mirror_core.popularity import refresh_after_sync
 from mirror_core.reports import new_run_id, repo_run_id, write_run_report
@@ -91,7 +101,7 @@ class RepoSyncResult:
 class Target:
     """One revision to publish: a ref (kind, name) or a bare commit (kind None), and its sha."""
 
-    kind: str | None
+    kind: RefKind | None
     name: str
     sha: str
 
@@ -121,7 +131,7 @@ def resolve_targets(repo: RepoRef, revisions: list[str], remote: dict[str, dict[
             continue
         assert remote is not None
         if is_glob(revision):
-            for kind in ("branches", "tags"):
+            for kind in (RefKind.BRANCHES, RefKind.TAGS):
                 targets += [Target(kind, name, sha) for name, sha in sorted(remote[kind].items())
                             if fnmatch.fnmatchcase(name, revision)]
             continue
@@ -129,16 +139,16 @@ def resolve_targets(repo: RepoRef, revisions: list[str], remote: dict[str, dict[
             kind, name = ref_kind(revision)
             candidates = [(kind, name)]
         else:
-            candidates = [("branches", revision), ("tags", revision)]
+            candidates = [(RefKind.BRANCHES, revision), (RefKind.TAGS, revision)]
         found = next(((kind, name) for kind, name in candidates if name in remote[kind]), None)
         if found is None:
             result.fail(f"{repo}: revision {revision!r} not found upstream (branches: "
-                        f"{', '.join(sorted(remote['branches'])) or 'none'}; tags: "
-                        f"{', '.join(sorted(remote['tags'])) or 'none'})")
+                        f"{', '.join(sorted(remote[RefKind.BRANCHES])) or 'none'}; tags: "
+                        f"{', '.join(sorted(remote[RefKind.TAGS])) or 'none'})")
             continue
         targets.append(Target(found[0], found[1], remote[found[0]][found[1]]))
     if repo.type == "datasets" and remote is not None:
-        targets += [Target("converts", name, sha) for name, sha in sorted(remote["converts"].items())]
+        targets += [Target(RefKind.CONVERTS, name, sha) for name, sha in sorted(remote[RefKind.CONVERTS].items())]
     unique: dict[tuple[str | None, str], Target] = {}
     for target in targets:
         unique.setdefault((target.kind, target.name), target)
@@ -490,9 +500,9 @@ def _sync(settings: Settings, store: Store, upstream: Upstream, repo: RepoRef, r
         if target.kind is not None and target.sha in published:
             refs = refs.with_ref(target.kind, target.name, target.sha)
     mirrored = published.keys() | (current.all_shas() if current else set())
-    for name, sha in sorted((remote or {}).get("tags", {}).items()):
+    for name, sha in sorted((remote or {}).get(RefKind.TAGS, {}).items()):
         if sha in mirrored:
-            refs = refs.with_ref("tags", name, sha)
+            refs = refs.with_ref(RefKind.TAGS, name, sha)
     if _tables(refs) != before or (current is not None and access_in(current) != access):
         refs = refs.model_copy(update={"upstream": settings.upstream_url, "updated_at": datetime.now(UTC),
                                        "private": access[0], "gated": access[1]})
@@ -515,7 +525,7 @@ def _unchanged(current: Refs | None, name: str | None, sha: str | None) -> list[
     call. Otherwise None, and the refs listing decides (it also records tags on mirrored commits)."""
     if current is None or name is None or not sha:
         return None
-    for kind in ("branches", "tags"):
+    for kind in (RefKind.BRANCHES, RefKind.TAGS):
         if getattr(current, kind).get(name) == sha:
             return [Target(kind, name, sha)]
     return None
