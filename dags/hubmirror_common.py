@@ -1,35 +1,29 @@
 """What every hubmirror DAG shares: start date, retry manners towards the upstream, assets, settings.
 
 Kept tiny and cheap to import (the dag-processor parses DAG files often): mirror_core itself is
-imported inside the task bodies. Timing knobs come from the environment so a test (or an impatient
-operator) can shorten them without editing DAG files:
-
-* HUBMIRROR_UPSTREAM_RETRIES      retries of upstream tasks (default 4)
-* HUBMIRROR_RETRY_DELAY_SECONDS   first retry delay of upstream tasks (default 60, doubled each try)
-* HUBMIRROR_MAX_RETRY_DELAY_SECONDS  cap of that delay (default 1800)
-* HUBMIRROR_SYNC_SCHEDULE          cron of hubmirror_sync (default "0 */6 * * *")
-* HUBMIRROR_UPSTREAM_POOL_SLOTS    slots of the pool `hf_upstream` when hubmirror creates it (default 4)
+imported inside the task bodies. Timing knobs come from the environment (`mirror_core.settings.AirflowKnobs`
+names them) so a test (or an impatient operator) can shorten them without editing DAG files.
 """
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from typing import Any
 
 import pendulum
 from airflow.sdk import Asset, ExceptionRetryPolicy, RetryAction, RetryRule
 
-from plugins.listeners import UPSTREAM_POOL  # the plugin creates the pool; one name for both
+from mirror_core.settings import UPSTREAM_POOL, airflow_knobs
 
 START_DATE = pendulum.datetime(2026, 1, 1, tz="UTC")
 TRENDING_ASSET = Asset("hubmirror://state/trending/latest.json", group="hubmirror")
 CATALOG_ASSET = Asset("hubmirror://state/catalog/latest.json", group="hubmirror")
 
-RETRY_DELAY = timedelta(seconds=float(os.environ.get("HUBMIRROR_RETRY_DELAY_SECONDS", "60")))
-MAX_RETRY_DELAY = timedelta(seconds=float(os.environ.get("HUBMIRROR_MAX_RETRY_DELAY_SECONDS", "1800")))
-UPSTREAM_RETRIES = int(os.environ.get("HUBMIRROR_UPSTREAM_RETRIES", "4"))
-SYNC_SCHEDULE = os.environ.get("HUBMIRROR_SYNC_SCHEDULE", "0 */6 * * *")
+KNOBS = airflow_knobs()
+RETRY_DELAY = timedelta(seconds=KNOBS.retry_delay_seconds)
+MAX_RETRY_DELAY = timedelta(seconds=KNOBS.max_retry_delay_seconds)
+UPSTREAM_RETRIES = KNOBS.upstream_retries
+SYNC_CRON = KNOBS.sync_cron
 
 # Retrying cannot fix a refused token, a gated repo or bad input: fail on the first try so the
 # operator sees the real cause at once. Everything else (5xx, network, 429, storage hiccups)

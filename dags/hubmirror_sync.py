@@ -29,7 +29,7 @@ from airflow.sdk import (
 from hubmirror_common import (
     CATALOG_ASSET,
     DAG_ARGS,
-    SYNC_SCHEDULE,
+    SYNC_CRON,
     TRENDING_ASSET,
     UPSTREAM_TASK_ARGS,
     batch_plans,
@@ -38,10 +38,10 @@ from hubmirror_common import (
     sync_batch,
 )
 
-if SYNC_SCHEDULE.strip().lower() in ("", "none", "off"):
+if SYNC_CRON is None:
     SCHEDULE: Any = [TRENDING_ASSET]
 else:
-    SCHEDULE = AssetOrTimeSchedule(timetable=CronTriggerTimetable(SYNC_SCHEDULE, timezone="UTC"),
+    SCHEDULE = AssetOrTimeSchedule(timetable=CronTriggerTimetable(SYNC_CRON, timezone="UTC"),
                                    assets=[TRENDING_ASSET])
 
 

@@ -33,7 +33,7 @@ import yaml
 
 from mirror_core.embedded_s3 import EmbeddedS3, free_port, start_embedded_s3, write_private
 from mirror_core.errors import ConfigError, HubmirrorError
-from mirror_core.settings import DEFAULT_UPSTREAM, S3Settings, Settings
+from mirror_core.settings import DEFAULT_UPSTREAM, UPSTREAM_POOL, S3Settings, Settings
 from mirror_core.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +46,6 @@ SERVE_USER, SERVE_ROLE = "hubmirror-serve", "user"
 # upstream token (any spelling), the S3 writer's keys and the config file (which may hold both).
 SERVE_DROPPED_ENV = ("AIRFLOW", "HUBMIRROR_UPSTREAM_", "HUBMIRROR_S3_", "HUBMIRROR_CONFIG", "HF_TOKEN",
                      "HUGGING_FACE_HUB_TOKEN")
-UPSTREAM_POOL = "hf_upstream"
 COMPONENTS: dict[str, list[str]] = {
     "api-server": ["api-server", "--host", "127.0.0.1", "--port", "{port}"],
     "scheduler": ["scheduler", "--skip-serve-logs"],
