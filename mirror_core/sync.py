@@ -41,12 +41,11 @@ from mirror_core.manifest import (
     LfsInfo,
     RefKind,
     Refs,
-    hf_date,
     ref_kind,
 )
 from mirror_core.mirrored import read_unmirrored, selected, write_unmirrored
 from mirror_core.popularity import refresh_after_sync
-from mirror_core.reports import new_run_id, repo_run_id, write_run_report
+from mirror_core.reports import RunReport, new_run_id, repo_run_id
 from mirror_core.reuse import ReusePolicy
 from mirror_core.settings import Settings
 from mirror_core.store import Store
@@ -409,10 +408,9 @@ def sync_repo(settings: Settings, repo: RepoRef, revisions: list[str] | None = N
     result.seconds = round(time.monotonic() - started, 3)
     if write_report:
         try:
-            result.report_key = write_run_report(
-                store, "sync", repo_run_id(run_id, repo) if run_id else new_run_id("sync"),
-                {"started_at": hf_date(started_at), "ok": result.ok, "repos": [result.to_dict()],
-                 **totals([result])})
+            report = RunReport.sync(repo_run_id(run_id, repo) if run_id else new_run_id("sync"),
+                                    [result.to_dict()], planned=1, started_at=started_at)
+            result.report_key = report.write(store)
         except HubmirrorError as exc:
             result.fail(f"{repo}: run report not written: {exc}")
     if auth_error is not None:
@@ -424,15 +422,6 @@ def _about(repo: RepoRef, exc: BaseException) -> str:
     """An error line that names the repo once."""
     return str(exc) if str(repo) in str(exc) else f"{repo}: {exc}"
 
-
-def totals(results: list[RepoSyncResult]) -> dict[str, Any]:
-    return {
-        "files_fetched": sum(r.files_fetched for r in results),
-        "files_reused": sum(r.files_reused for r in results),
-        "bytes_fetched": sum(r.bytes_fetched for r in results),
-        "bytes_reused": sum(r.bytes_reused for r in results),
-        "errors": [e for r in results for e in r.errors],
-    }
 
 
 def _sync(settings: Settings, store: Store, upstream: Upstream, repo: RepoRef, revisions: list[str],
