@@ -140,16 +140,13 @@ def run_id_of(context: Any) -> str:
     return f"{dag_run.dag_id}--{dag_run.run_id}"
 
 
-class RepoSyncFailed(RuntimeError):
-    """mirror_core recorded a failed sync (upstream 5xx, network, storage): raised so Airflow retries."""
-
-
 def sync_one(repo_plan: dict, *, force: bool, context: Any) -> dict:
     """Task body of `sync_repo`: mirror one planned repo, fail the task if mirror_core reports failure.
 
     UpstreamAuthError propagates from mirror_core unchanged, so UPSTREAM_RETRY_POLICY fails it at once.
     The error text is also pushed as XCom `error` so the run report can name it.
     """
+    from mirror_core.errors import RepoSyncFailed
     from mirror_core.selection import RepoPlan
     from mirror_core.sync import sync_repo
     from plugins.hooks import mirror_settings
@@ -193,6 +190,8 @@ def sync_batch(batch: list[dict], *, force: bool, context: Any) -> list[dict]:
     names each failed repo and a retry re-runs the batch (repos already current are skipped cheaply).
     """
     from airflow.sdk.exceptions import AirflowFailException
+
+    from mirror_core.errors import RepoSyncFailed
 
     more = f" +{len(batch) - 1} more" if len(batch) > 1 else ""
     context["repo_label"] = f"{batch[0]['repo_type'].rstrip('s')}/{batch[0]['repo_id']}{more}"  # map_index_template

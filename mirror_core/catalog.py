@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mirror_core.errors import CorruptObjectError
 from mirror_core.history import list_jobs, read_jobs, repo_outcomes
 from mirror_core.inventory import RepoListing, RepoObjects, list_blobs, list_repos, read_manifest, read_many, read_refs
 from mirror_core.layout import CATALOG_LATEST, CATALOG_PREFIX, blob_key, catalog_key, repo_type
@@ -154,7 +155,7 @@ class HubItem:
 def _entry(store: Store, objects: RepoObjects) -> tuple[dict[str, Any], str] | None:
     """The repos row and README of one published repo; None if no ref names a commit.
 
-    Raises ValueError if its refs or manifest cannot be read.
+    Raises CorruptObjectError if its refs or manifest cannot be read (or the manifest's info cannot fill a row).
     """
     refs = read_refs(store, objects.repo)
     chosen = refs.default_revision()
@@ -163,7 +164,11 @@ def _entry(store: Store, objects: RepoObjects) -> tuple[dict[str, Any], str] | N
     revision, sha = chosen
     manifest = read_manifest(store, objects.manifest_key(sha))
     meta = read_meta(store, objects.repo) if objects.meta is not None else None
-    return _row(manifest, refs, revision, meta), _readme(store, manifest)
+    try:
+        row = _row(manifest, refs, revision, meta)
+    except ValueError as exc:
+        raise CorruptObjectError(f"{objects.manifest_key(sha)}: {exc}") from None
+    return row, _readme(store, manifest)
 
 
 def _restricted(refs: Refs, meta: RepoMeta | None) -> bool:

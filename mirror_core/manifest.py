@@ -9,10 +9,11 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from mirror_core.errors import CorruptObjectError
 from mirror_core.layout import (
     RepoRef,
     RepoType,
@@ -45,6 +46,9 @@ _PREFIXES = {RefKind.BRANCHES: "refs/heads/", RefKind.TAGS: "refs/tags/", RefKin
 REF_KINDS = tuple(RefKind)
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -56,6 +60,21 @@ def hf_date(when: datetime) -> str:
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def first_error(exc: ValidationError) -> str:
+    """The first problem of a validation error, as `where: what`."""
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "document"
+    return f"{where}: {err['msg']}"
+
+
+def _parse(model: type[M], data: bytes | str, key: str | None, what: str) -> M:
+    """A stored object parsed; CorruptObjectError naming its key if it is not a valid `what`."""
+    try:
+        return model.model_validate_json(data)
+    except ValidationError as exc:
+        raise CorruptObjectError(f"{key or 'stored object'} is not a valid {what}: {first_error(exc)}") from None
 
 
 class LfsInfo(_Model):
@@ -140,8 +159,8 @@ class CommitManifest(_Model):
         return self.model_dump_json().encode()
 
     @classmethod
-    def from_json(cls, data: bytes | str) -> CommitManifest:
-        return cls.model_validate_json(data)
+    def from_json(cls, data: bytes | str, key: str | None = None) -> CommitManifest:
+        return _parse(cls, data, key, "manifest")
 
 
 class Refs(_Model):
@@ -217,8 +236,8 @@ class Refs(_Model):
         return self.model_dump_json().encode()
 
     @classmethod
-    def from_json(cls, data: bytes | str) -> Refs:
-        return cls.model_validate_json(data)
+    def from_json(cls, data: bytes | str, key: str | None = None) -> Refs:
+        return _parse(cls, data, key, "refs.json")
 
 
 def resolve_short_sha(prefix: str, shas: set[str] | list[str]) -> str | None:

@@ -32,7 +32,7 @@ import httpx
 import yaml
 
 from mirror_core.embedded_s3 import EmbeddedS3, free_port, start_embedded_s3, write_private
-from mirror_core.errors import ConfigError, HubmirrorError
+from mirror_core.errors import ConfigError, StackError
 from mirror_core.settings import DEFAULT_UPSTREAM, UPSTREAM_POOL, S3Settings, Settings
 from mirror_core.store import Store
 
@@ -52,10 +52,6 @@ COMPONENTS: dict[str, list[str]] = {
     "dag-processor": ["dag-processor"],
     "triggerer": ["triggerer", "--skip-serve-logs"],
 }
-
-
-class StackError(HubmirrorError):
-    """A component of the local stack failed to start; the message names it and its log file."""
 
 
 def airflow_binary() -> str:

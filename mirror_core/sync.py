@@ -161,7 +161,7 @@ def trim_info(info: dict[str, Any]) -> dict[str, Any]:
 def read_refs_for_update(store: Store, repo: RepoRef) -> tuple[Refs | None, str | None]:
     """The published refs.json (parsed) and the ETag it was read with, for the conditional put at publish time."""
     got = store.get_with_etag(refs_key(repo))
-    return (Refs.from_json(got[0]), got[1]) if got is not None else (None, None)
+    return (Refs.from_json(got[0], refs_key(repo)), got[1]) if got is not None else (None, None)
 
 
 def publish_refs(store: Store, repo: RepoRef, refs: Refs, etag: str | None) -> None:
@@ -178,7 +178,7 @@ def publish_refs(store: Store, repo: RepoRef, refs: Refs, etag: str | None) -> N
 def stored_manifest(store: Store, repo: RepoRef, sha: str) -> CommitManifest | None:
     """The published manifest of a commit, or None if there is none."""
     raw = store.get_bytes(commit_key(repo, sha))
-    return CommitManifest.from_json(raw) if raw is not None else None
+    return CommitManifest.from_json(raw, commit_key(repo, sha)) if raw is not None else None
 
 
 class _Progress:

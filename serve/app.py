@@ -23,7 +23,7 @@ from serve import api, listing, metrics, mirror_api, ui
 from serve.auth import Auth
 from serve.config import ServeSettings, load_serve_settings
 from serve.context import AppContext, open_repo
-from serve.errors import BadRequest, HFError, InternalError, RouteNotFound
+from serve.errors import BadRequest, HFError, InternalError, MethodNotAllowed, RouteNotFound
 from serve.health import healthz, readyz
 from serve.ondemand import AirflowTrigger
 from serve.paths import parse
@@ -42,11 +42,6 @@ REPO_ROUTES = {
     "commits": (api.commits, ("GET", "HEAD"), False),
     "auth-check": (api.auth_check, ("GET", "HEAD"), True),
 }
-
-
-class MethodNotAllowed(HFError):
-    status = 405
-    code = "MethodNotAllowed"
 
 
 async def _handle(ctx: AppContext, request: Request) -> tuple[Any, str]:
