@@ -413,12 +413,7 @@ class Catalog:
         for tag in tags:
             where.append("EXISTS (SELECT 1 FROM repo_tags t WHERE t.repo = r.id AND t.tag = ?)")
             params.append(tag)
-        if visible is False:
-            where.append("r.restricted = 0")
-        elif visible is not True:
-            allowed = list(visible)
-            where.append(f"(r.restricted = 0 OR r.repo_id IN ({', '.join('?' * len(allowed)) or 'NULL'}))")
-            params.extend(allowed)
+        _only_visible(where, params, visible)
         order = "r.repo_id"
         if sort is not None:
             order = f"{HUB_SORTS[sort]} {'ASC' if ascending else 'DESC'}, r.repo_id"
@@ -505,12 +500,7 @@ class Catalog:
         if max_size is not None:
             where.append("r.total_size <= ?")
             params.append(max_size)
-        if restricted is False:
-            where.append("r.restricted = 0")
-        elif restricted is not True:
-            allowed = list(restricted)
-            where.append(f"(r.restricted = 0 OR r.repo_id IN ({', '.join('?' * len(allowed)) or 'NULL'}))")
-            params.extend(allowed)
+        _only_visible(where, params, restricted)
         return query is not None, where, params
 
     @staticmethod
@@ -529,3 +519,14 @@ class Catalog:
             sync_started=data["sync_started"], sync_ended=data["sync_ended"], branches=json.loads(data["branches"]),
             tag_refs=json.loads(data["tag_refs"]), snippet=data["snippet"],
         )
+
+
+def _only_visible(where: list[str], params: list[Any], visible: bool | Iterable[str]) -> None:
+    """Restrict a query to what a caller may see: True everything, False public repos only, else public
+    repos plus the restricted repo ids listed in `visible`."""
+    if visible is False:
+        where.append("r.restricted = 0")
+    elif visible is not True:
+        allowed = list(visible)
+        where.append(f"(r.restricted = 0 OR r.repo_id IN ({', '.join('?' * len(allowed)) or 'NULL'}))")
+        params.extend(allowed)
