@@ -444,7 +444,7 @@ def _sync(settings: Settings, store: Store, upstream: Upstream, repo: RepoRef, r
     targets = _unchanged(current, single, info.get("sha")) if not force else None
     if targets is None:
         if not all(is_commit_sha(r) for r in revisions):
-            remote = upstream.refs(repo, include_prs=any(r.startswith("refs/pr/") for r in revisions))
+            remote = upstream.refs(repo, include_prs=any(r.startswith(RefKind.PULL_REQUESTS.prefix) for r in revisions))
         targets = resolve_targets(repo, revisions, remote, result)
     if not targets:
         if result.ok:
