@@ -33,7 +33,14 @@ import yaml
 
 from mirror_core.embedded_s3 import EmbeddedS3, free_port, start_embedded_s3, write_private
 from mirror_core.errors import ConfigError, StackError
-from mirror_core.settings import DEFAULT_UPSTREAM, UPSTREAM_POOL, S3Settings, Settings
+from mirror_core.settings import (
+    DEFAULT_UPSTREAM,
+    UPSTREAM_POOL,
+    UPSTREAM_POOL_DESCRIPTION,
+    S3Settings,
+    Settings,
+    airflow_knobs,
+)
 from mirror_core.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -237,8 +244,8 @@ class AirflowStack:
         self.home.mkdir(parents=True, exist_ok=True)
         self._airflow("db", "migrate")
         env, log_dir = self.env(), self.home / "logs" / "hubmirror"
-        slots = env.get("HUBMIRROR_UPSTREAM_POOL_SLOTS", "4")
-        self._airflow("pools", "set", UPSTREAM_POOL, slots, "hubmirror: concurrent repo syncs against the upstream")
+        slots = str(airflow_knobs().upstream_pool_slots)
+        self._airflow("pools", "set", UPSTREAM_POOL, slots, UPSTREAM_POOL_DESCRIPTION)
         for name, argv in COMPONENTS.items():
             args = [a.format(port=self.port) for a in argv]
             self.procs.append(spawn(name, [airflow_binary(), *args], env, log_dir))
