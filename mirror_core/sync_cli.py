@@ -24,7 +24,7 @@ from rich.progress import (
 from rich.table import Table
 
 from mirror_core.catalog import build_catalog
-from mirror_core.errors import HubmirrorError, InvalidInputError, UpstreamAuthError
+from mirror_core.errors import CorruptObjectError, HubmirrorError, InvalidInputError, UpstreamAuthError
 from mirror_core.inventory import list_repos
 from mirror_core.layout import RepoRef
 from mirror_core.manifest import Refs, hf_date
@@ -151,8 +151,8 @@ def run_status(args: argparse.Namespace, settings: Settings) -> int:
         if raw is None:
             continue
         try:
-            rows.append(repo_status(store, repo, Refs.from_json(raw)))
-        except ValueError as exc:
+            rows.append(repo_status(store, repo, Refs.from_json(raw, objects.refs.key)))
+        except CorruptObjectError as exc:
             problems.append(f"{repo}: {exc}")
     if args.json:
         out.print_json(json.dumps({"repos": rows, "problems": problems}))

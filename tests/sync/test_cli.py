@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from mirror_core.cli import main
-from mirror_core.layout import RepoRef
+from mirror_core.layout import RepoRef, refs_key
 from mirror_core.store import Store
 from tests.fakehub.corpus import DATASET, SMALL_MODEL
 from tests.sync.helpers import manifest, published_refs
@@ -43,6 +43,19 @@ def test_sync_then_status(hub, make, tmp_path, capsys) -> None:
     assert rows[DATASET]["converts"] == published_refs(store, RepoRef.parse(DATASET, "dataset")).converts
     assert main(["--config", config, "status"]) == 0
     assert SMALL_MODEL in capsys.readouterr().out
+
+
+def test_status_names_a_corrupt_refs_json_and_lists_the_rest(hub, make, tmp_path, capsys) -> None:
+    settings = make()
+    config = _config(tmp_path, settings)
+    assert main(["--config", config, "sync", SMALL_MODEL]) == 0
+    broken = RepoRef.parse("hubmirror-test/broken")
+    Store(settings.s3).put_bytes(refs_key(broken), b'{"branches": {}}')
+    capsys.readouterr()
+    main(["--config", config, "status", "--json"])
+    shown = json.loads(capsys.readouterr().out)
+    assert [row["id"] for row in shown["repos"]] == [SMALL_MODEL]
+    assert any(f"{refs_key(broken)} is not a valid refs.json" in p for p in shown["problems"]), shown["problems"]
 
 
 def test_failures_give_one_line_each_and_nonzero_exit(hub, make, tmp_path, capsys) -> None:
