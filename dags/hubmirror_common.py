@@ -1,35 +1,29 @@
 """What every hubmirror DAG shares: start date, retry manners towards the upstream, assets, settings.
 
 Kept tiny and cheap to import (the dag-processor parses DAG files often): mirror_core itself is
-imported inside the task bodies. Timing knobs come from the environment so a test (or an impatient
-operator) can shorten them without editing DAG files:
-
-* HUBMIRROR_UPSTREAM_RETRIES      retries of upstream tasks (default 4)
-* HUBMIRROR_RETRY_DELAY_SECONDS   first retry delay of upstream tasks (default 60, doubled each try)
-* HUBMIRROR_MAX_RETRY_DELAY_SECONDS  cap of that delay (default 1800)
-* HUBMIRROR_SYNC_SCHEDULE          cron of hubmirror_sync (default "0 */6 * * *")
-* HUBMIRROR_UPSTREAM_POOL_SLOTS    slots of the pool `hf_upstream` when hubmirror creates it (default 4)
+imported inside the task bodies. Timing knobs come from the environment (`mirror_core.settings.AirflowKnobs`
+names them) so a test (or an impatient operator) can shorten them without editing DAG files.
 """
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from typing import Any
 
 import pendulum
 from airflow.sdk import Asset, ExceptionRetryPolicy, RetryAction, RetryRule
 
-from plugins.listeners import UPSTREAM_POOL  # the plugin creates the pool; one name for both
+from mirror_core.settings import UPSTREAM_POOL, airflow_knobs
 
 START_DATE = pendulum.datetime(2026, 1, 1, tz="UTC")
 TRENDING_ASSET = Asset("hubmirror://state/trending/latest.json", group="hubmirror")
 CATALOG_ASSET = Asset("hubmirror://state/catalog/latest.json", group="hubmirror")
 
-RETRY_DELAY = timedelta(seconds=float(os.environ.get("HUBMIRROR_RETRY_DELAY_SECONDS", "60")))
-MAX_RETRY_DELAY = timedelta(seconds=float(os.environ.get("HUBMIRROR_MAX_RETRY_DELAY_SECONDS", "1800")))
-UPSTREAM_RETRIES = int(os.environ.get("HUBMIRROR_UPSTREAM_RETRIES", "4"))
-SYNC_SCHEDULE = os.environ.get("HUBMIRROR_SYNC_SCHEDULE", "0 */6 * * *")
+KNOBS = airflow_knobs()
+RETRY_DELAY = timedelta(seconds=KNOBS.retry_delay_seconds)
+MAX_RETRY_DELAY = timedelta(seconds=KNOBS.max_retry_delay_seconds)
+UPSTREAM_RETRIES = KNOBS.upstream_retries
+SYNC_CRON = KNOBS.sync_cron
 
 # Retrying cannot fix a refused token, a gated repo or bad input: fail on the first try so the
 # operator sees the real cause at once. Everything else (5xx, network, 429, storage hiccups)
@@ -66,6 +60,66 @@ def settings_and_store():
     return settings, Store(settings.s3)
 
 
+def plan_batches() -> list[list[dict]]:
+    """Task body of hubmirror_sync's `plan`: the selection (configured + latest trending snapshot), in batches
+    of one repo unless there are more repos than Airflow maps ([core] max_map_length)."""
+    from airflow.sdk import conf
+
+    from mirror_core.selection import plan as plan_selection
+
+    settings, store = settings_and_store()
+    plans = [p.to_dict() for p in plan_selection(settings, store)]
+    batches = batch_plans(plans, conf.getint("core", "max_map_length"))
+    print(f"{len(plans)} repos selected in {len(batches)} mapped tasks: {', '.join(p['repo_id'] for p in plans)}")
+    return batches
+
+
+def refresh_trending(outlet_events: Any) -> dict:
+    """Task body of hubmirror_trending: store a new snapshot and tell the trending Asset how many repos it has."""
+    from mirror_core.trending import refresh_trending as refresh
+
+    settings, store = settings_and_store()
+    snapshot = refresh(settings, store)
+    repos = [f"{p.repo_type}/{p.repo_id}" for p in snapshot.repos]
+    outlet_events[TRENDING_ASSET].extra = {"repos": len(repos)}
+    print(f"trending snapshot: {len(repos)} repos selected: {', '.join(repos)}")
+    return {"repos": repos}
+
+
+def verify_bucket(params: dict, context: Any) -> dict:
+    """Task body of hubmirror_verify: re-hash, repair unless a dry run; fail after the report if problems remain."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from mirror_core.verify import verify
+
+    settings, store = settings_and_store()
+    report = verify(settings, store, sample=params["sample"] or None, repair=not params["dry_run"],
+                    run_id=run_id_of(context), bodies=params["sha256"] or None)
+    summary = report.to_dict()
+    print(f"verify report: {report.report_key}: {summary.get('missing')} missing, "
+          f"{summary.get('corrupt')} corrupt, {report.repaired} repaired")
+    if not report.ok:
+        raise AirflowFailException(f"verify found problems it did not repair; see {report.report_key}")
+    return {"report_key": report.report_key, "ok": report.ok, "repaired": report.repaired}
+
+
+def retain_and_collect(params: dict, context: Any) -> dict:
+    """Task body of hubmirror_gc: retention then mark-and-sweep, one report for the cycle (none for a dry run)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from mirror_core.gc import retain_and_collect as cycle
+
+    settings, store = settings_and_store()
+    report = cycle(settings, store, dry_run=params["dry_run"], grace_seconds=params["grace_hours"] * 3600,
+                   run_id=run_id_of(context))
+    print(f"gc: {report.deleted} bodies, {report.bytes_reclaimed} bytes "
+          f"{'would be reclaimed' if params['dry_run'] else 'reclaimed'}; report {report.report_key}")
+    if not report.ok:
+        raise AirflowFailException(f"retention/gc found problems (nothing unsafe was deleted): {report.problems}"
+                                   f"; see {report.report_key or 'the XCom of this task'}")
+    return report.to_dict()
+
+
 def request_plan(repo_id: str, repo_type: str, revision: str) -> dict:
     """The plan of one requested repo; a configured entry for it lends its allow/ignore patterns."""
     from mirror_core.layout import RepoRef
@@ -86,16 +140,13 @@ def run_id_of(context: Any) -> str:
     return f"{dag_run.dag_id}--{dag_run.run_id}"
 
 
-class RepoSyncFailed(RuntimeError):
-    """mirror_core recorded a failed sync (upstream 5xx, network, storage): raised so Airflow retries."""
-
-
 def sync_one(repo_plan: dict, *, force: bool, context: Any) -> dict:
     """Task body of `sync_repo`: mirror one planned repo, fail the task if mirror_core reports failure.
 
     UpstreamAuthError propagates from mirror_core unchanged, so UPSTREAM_RETRY_POLICY fails it at once.
     The error text is also pushed as XCom `error` so the run report can name it.
     """
+    from mirror_core.errors import RepoSyncFailed
     from mirror_core.selection import RepoPlan
     from mirror_core.sync import sync_repo
     from plugins.hooks import mirror_settings
@@ -140,6 +191,10 @@ def sync_batch(batch: list[dict], *, force: bool, context: Any) -> list[dict]:
     """
     from airflow.sdk.exceptions import AirflowFailException
 
+    from mirror_core.errors import RepoSyncFailed
+
+    more = f" +{len(batch) - 1} more" if len(batch) > 1 else ""
+    context["repo_label"] = f"{batch[0]['repo_type'].rstrip('s')}/{batch[0]['repo_id']}{more}"  # map_index_template
     if len(batch) == 1:
         return [sync_one(batch[0], force=force, context=context)]
     results, errors, retryable = [], {}, False
@@ -169,7 +224,7 @@ def report_and_catalog(plans: list, context: Any, *, mapped: bool) -> dict:
     from airflow.sdk.exceptions import AirflowFailException
 
     from mirror_core.catalog import build_catalog
-    from mirror_core.reports import write_run_report
+    from mirror_core.reports import RunReport
 
     settings, store = settings_and_store()
     ti = context["ti"]
@@ -184,30 +239,24 @@ def report_and_catalog(plans: list, context: Any, *, mapped: bool) -> dict:
             continue
         done = ti.xcom_pull(task_ids="sync_repo", key="partial", **where) or []
         results.extend(done)
-        synced = {(r["repo_type"], r["repo_id"]) for r in done}
+        returned_ids = {(r["repo_type"], r["repo_id"]) for r in done}
         errors = ti.xcom_pull(task_ids="sync_repo", key="errors", **where) or {}
         error = ti.xcom_pull(task_ids="sync_repo", key="error", **where)
         for plan in batch:
-            if (plan["repo_type"], plan["repo_id"]) in synced:
+            if (plan["repo_type"], plan["repo_id"]) in returned_ids:
                 continue
             failed.append({"repo_id": plan["repo_id"], "repo_type": plan["repo_type"],
                            "map_index": index if mapped else None,
                            "error": errors.get(_label(plan)) or (error if len(batch) == 1 else None)
                            or "the sync_repo task did not succeed; see its log in Airflow"})
     dag_run = context["dag_run"]
-    summary = {
-        "dag_id": dag_run.dag_id,
-        "dag_run_id": dag_run.run_id,
-        "planned": len(plans),
-        "synced": len(results),
-        "failed": failed,
-        "bytes_fetched": sum(int(r.get("bytes_fetched") or 0) for r in results),
-        "bytes_reused": sum(int(r.get("bytes_reused") or 0) for r in results),
-        "results": results,
-    }
-    report_key = write_run_report(store, "sync", run_id_of(context), summary)
+    report = RunReport.sync(run_id_of(context), results, planned=len(plans), failed=failed,
+                            started_at=getattr(dag_run, "start_date", None), dag_id=dag_run.dag_id,
+                            dag_run_id=dag_run.run_id)
+    report_key = report.write(store)
     catalog_key = build_catalog(settings, store)
-    print(f"run report: {report_key}; catalog: {catalog_key}; {len(results)}/{len(plans)} repos synced")
+    synced, failed = report.details["synced"], report.details["failed"]
+    print(f"run report: {report_key}; catalog: {catalog_key}; {synced}/{len(plans)} repos synced")
     if failed:  # end the run failed, so the grid shows it
         names = ", ".join(f"{f['repo_type']}/{f['repo_id']}" for f in failed)
         raise AirflowFailException(
@@ -215,5 +264,5 @@ def report_and_catalog(plans: list, context: Any, *, mapped: bool) -> dict:
             "The run report and catalog were written. Fix the cause, then clear the failed tasks "
             "(sync_repo and report) to retry just those repos."
         )
-    return {"report_key": report_key, "catalog_key": catalog_key, "planned": len(plans),
-            "synced": len(results), "failed": failed}
+    return {"report_key": report_key, "catalog_key": catalog_key, "planned": len(plans), "synced": synced,
+            "failed": failed}

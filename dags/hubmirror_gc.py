@@ -7,7 +7,7 @@ Params: `dry_run` (list what would go and the bytes reclaimed; delete nothing) a
 from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
-from hubmirror_common import DAG_ARGS, run_id_of, settings_and_store
+from hubmirror_common import DAG_ARGS, retain_and_collect
 
 
 @dag(
@@ -24,24 +24,12 @@ from hubmirror_common import DAG_ARGS, run_id_of, settings_and_store
     },
 )
 def hubmirror_gc():
-    @task
-    def retain_and_collect(params: dict | None = None) -> dict:
+    @task(task_id="retain_and_collect")
+    def gc_cycle(params: dict | None = None) -> dict:
         """Retention, then mark-and-sweep; one report for the cycle (none for a dry run: see the XCom)."""
-        from airflow.sdk.exceptions import AirflowFailException
+        return retain_and_collect(params, get_current_context())
 
-        from mirror_core.gc import retain_and_collect as cycle
-
-        settings, store = settings_and_store()
-        report = cycle(settings, store, dry_run=params["dry_run"], grace_seconds=params["grace_hours"] * 3600,
-                       run_id=run_id_of(get_current_context()))
-        print(f"gc: {report.deleted} bodies, {report.bytes_reclaimed} bytes "
-              f"{'would be reclaimed' if params['dry_run'] else 'reclaimed'}; report {report.report_key}")
-        if not report.ok:
-            raise AirflowFailException(f"retention/gc found problems (nothing unsafe was deleted): {report.problems}"
-                                       f"; see {report.report_key or 'the XCom of this task'}")
-        return report.to_dict()
-
-    retain_and_collect()
+    gc_cycle()
 
 
 hubmirror_gc()

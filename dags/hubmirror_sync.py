@@ -29,19 +29,18 @@ from airflow.sdk import (
 from hubmirror_common import (
     CATALOG_ASSET,
     DAG_ARGS,
-    SYNC_SCHEDULE,
+    SYNC_CRON,
     TRENDING_ASSET,
     UPSTREAM_TASK_ARGS,
-    batch_plans,
+    plan_batches,
     report_and_catalog,
-    settings_and_store,
     sync_batch,
 )
 
-if SYNC_SCHEDULE.strip().lower() in ("", "none", "off"):
+if SYNC_CRON is None:
     SCHEDULE: Any = [TRENDING_ASSET]
 else:
-    SCHEDULE = AssetOrTimeSchedule(timetable=CronTriggerTimetable(SYNC_SCHEDULE, timezone="UTC"),
+    SCHEDULE = AssetOrTimeSchedule(timetable=CronTriggerTimetable(SYNC_CRON, timezone="UTC"),
                                    assets=[TRENDING_ASSET])
 
 
@@ -59,26 +58,13 @@ else:
 def hubmirror_sync():
     @task
     def plan() -> list[list[dict]]:
-        """The repos to sync (configured selection + latest trending snapshot, deduplicated), in batches:
-        one repo per batch unless there are more repos than Airflow maps ([core] max_map_length)."""
-        from airflow.sdk import conf
-
-        from mirror_core.selection import plan as plan_selection
-
-        settings, store = settings_and_store()
-        plans = [p.to_dict() for p in plan_selection(settings, store)]
-        batches = batch_plans(plans, conf.getint("core", "max_map_length"))
-        print(f"{len(plans)} repos selected in {len(batches)} mapped tasks: {', '.join(p['repo_id'] for p in plans)}")
-        return batches
+        """The repos to sync, in batches (one repo each unless there are more than Airflow maps)."""
+        return plan_batches()
 
     @task(**UPSTREAM_TASK_ARGS, execution_timeout=timedelta(hours=6), map_index_template="{{ repo_label }}")
     def sync_repo(repo_batch: list[dict], params: dict | None = None) -> list[dict]:
         """Mirror a batch of repos (usually one); a failed repo fails the task so Airflow retries it."""
-        context = get_current_context()
-        first = repo_batch[0]
-        more = f" +{len(repo_batch) - 1} more" if len(repo_batch) > 1 else ""
-        context["repo_label"] = f"{first['repo_type'].rstrip('s')}/{first['repo_id']}{more}"
-        return sync_batch(repo_batch, force=bool(params["force"]), context=context)
+        return sync_batch(repo_batch, force=bool(params["force"]), context=get_current_context())
 
     @task(trigger_rule=TriggerRule.ALL_DONE, outlets=[CATALOG_ASSET])
     def report(batches: list[list[dict]]) -> dict:

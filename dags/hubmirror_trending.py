@@ -7,7 +7,7 @@ schedules hubmirror_sync, so newly trending repos are mirrored without waiting f
 from __future__ import annotations
 
 from airflow.sdk import dag, task
-from hubmirror_common import DAG_ARGS, TRENDING_ASSET, UPSTREAM_TASK_ARGS, settings_and_store
+from hubmirror_common import DAG_ARGS, TRENDING_ASSET, UPSTREAM_TASK_ARGS, refresh_trending
 
 
 @dag(
@@ -18,18 +18,11 @@ from hubmirror_common import DAG_ARGS, TRENDING_ASSET, UPSTREAM_TASK_ARGS, setti
     **DAG_ARGS,
 )
 def hubmirror_trending():
-    @task(**UPSTREAM_TASK_ARGS, outlets=[TRENDING_ASSET])
-    def refresh_trending(*, outlet_events=None) -> dict:
-        from mirror_core.trending import refresh_trending as refresh
+    @task(**UPSTREAM_TASK_ARGS, outlets=[TRENDING_ASSET], task_id="refresh_trending")
+    def refresh(*, outlet_events=None) -> dict:
+        return refresh_trending(outlet_events)
 
-        settings, store = settings_and_store()
-        snapshot = refresh(settings, store)
-        repos = [f"{p.repo_type}/{p.repo_id}" for p in snapshot.repos]
-        outlet_events[TRENDING_ASSET].extra = {"repos": len(repos)}
-        print(f"trending snapshot: {len(repos)} repos selected: {', '.join(repos)}")
-        return {"repos": repos}
-
-    refresh_trending()
+    refresh()
 
 
 hubmirror_trending()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
-from hubmirror_common import DAG_ARGS, UPSTREAM_POOL, run_id_of, settings_and_store
+from hubmirror_common import DAG_ARGS, UPSTREAM_POOL, verify_bucket
 
 
 @dag(
@@ -32,19 +32,7 @@ from hubmirror_common import DAG_ARGS, UPSTREAM_POOL, run_id_of, settings_and_st
 def hubmirror_verify():
     @task(pool=UPSTREAM_POOL, execution_timeout=timedelta(hours=12))
     def verify(params: dict | None = None) -> dict:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from mirror_core.verify import verify as verify_bucket
-
-        settings, store = settings_and_store()
-        report = verify_bucket(settings, store, sample=params["sample"] or None, repair=not params["dry_run"],
-                               run_id=run_id_of(get_current_context()), bodies=params["sha256"] or None)
-        summary = report.to_dict()
-        print(f"verify report: {report.report_key}: {summary.get('missing')} missing, "
-              f"{summary.get('corrupt')} corrupt, {report.repaired} repaired")
-        if not report.ok:
-            raise AirflowFailException(f"verify found problems it did not repair; see {report.report_key}")
-        return {"report_key": report.report_key, "ok": report.ok, "repaired": report.repaired}
+        return verify_bucket(params, get_current_context())
 
     verify()
 

@@ -34,8 +34,15 @@ import httpx
 import yaml
 
 from hubmirror.embedded_s3 import EmbeddedS3, free_port, start_embedded_s3, write_private
-from mirror_core.errors import ConfigError, HubmirrorError
-from mirror_core.settings import DEFAULT_UPSTREAM, S3Settings, Settings
+from mirror_core.errors import ConfigError, StackError
+from mirror_core.settings import (
+    DEFAULT_UPSTREAM,
+    UPSTREAM_POOL,
+    UPSTREAM_POOL_DESCRIPTION,
+    S3Settings,
+    Settings,
+    airflow_knobs,
+)
 from mirror_core.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +56,6 @@ SERVE_USER, SERVE_ROLE = "hubmirror-serve", "user"
 # upstream token (any spelling), the S3 writer's keys and the config file (which may hold both).
 SERVE_DROPPED_ENV = ("AIRFLOW", "HUBMIRROR_UPSTREAM_", "HUBMIRROR_S3_", "HUBMIRROR_CONFIG", "HF_TOKEN",
                      "HUGGING_FACE_HUB_TOKEN")
-UPSTREAM_POOL = "hf_upstream"
 S3_PORT = 8333  # SeaweedFS's own default: the endpoint in .hubmirror/env stays valid across restarts when it is free
 COMPONENTS: dict[str, list[str]] = {
     "api-server": ["api-server", "--host", "127.0.0.1", "--port", "{port}"],
@@ -57,10 +63,6 @@ COMPONENTS: dict[str, list[str]] = {
     "dag-processor": ["dag-processor"],
     "triggerer": ["triggerer", "--skip-serve-logs"],
 }
-
-
-class StackError(HubmirrorError):
-    """A component of the local stack failed to start; the message names it and its log file."""
 
 
 def dags_folder() -> Path:
@@ -258,8 +260,8 @@ class AirflowStack:
         self.home.mkdir(parents=True, exist_ok=True)
         self._airflow("db", "migrate")
         env, log_dir = self.env(), self.home / "logs" / "hubmirror"
-        slots = env.get("HUBMIRROR_UPSTREAM_POOL_SLOTS", "4")
-        self._airflow("pools", "set", UPSTREAM_POOL, slots, "hubmirror: concurrent repo syncs against the upstream")
+        slots = str(airflow_knobs().upstream_pool_slots)
+        self._airflow("pools", "set", UPSTREAM_POOL, slots, UPSTREAM_POOL_DESCRIPTION)
         for name, argv in COMPONENTS.items():
             args = [a.format(port=self.port) for a in argv]
             self.procs.append(spawn(name, [airflow_binary(), *args], env, log_dir))

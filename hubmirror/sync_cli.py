@@ -25,15 +25,15 @@ from rich.table import Table
 
 from hubmirror.terminal import err, failure, out
 from mirror_core.catalog import build_catalog
-from mirror_core.errors import HubmirrorError, InvalidInputError, UpstreamAuthError
+from mirror_core.errors import CorruptObjectError, HubmirrorError, InvalidInputError, UpstreamAuthError
 from mirror_core.inventory import list_repos
 from mirror_core.layout import RepoRef
 from mirror_core.manifest import Refs, hf_date
-from mirror_core.reports import new_run_id, write_run_report
+from mirror_core.reports import RunReport, new_run_id
 from mirror_core.selection import RepoPlan, plan
 from mirror_core.settings import Settings
 from mirror_core.store import Store
-from mirror_core.sync import RepoSyncResult, check_revisions, stored_manifest, sync_repo, totals
+from mirror_core.sync import RepoSyncResult, check_revisions, stored_manifest, sync_repo
 from mirror_core.trending import refresh_trending
 from mirror_core.upstream import Upstream
 
@@ -94,8 +94,7 @@ def run_sync(args: argparse.Namespace, settings: Settings) -> int:
             for message in result.errors:
                 failure(message, label="  error", console=progress.console)
     ok = fatal is None and all(r.ok for r in results) and len(results) == len(plans)
-    key = write_run_report(store, "sync", run_id, {
-        "started_at": hf_date(started), "ok": ok, "repos": [r.to_dict() for r in results], **totals(results)})
+    key = RunReport.sync(run_id, [r.to_dict() for r in results], planned=len(plans), started_at=started).write(store)
     try:
         build_catalog(settings, store)  # serve lists and searches from it, as after a DAG run
     except HubmirrorError as exc:
@@ -152,8 +151,8 @@ def run_status(args: argparse.Namespace, settings: Settings) -> int:
         if raw is None:
             continue
         try:
-            rows.append(repo_status(store, repo, Refs.from_json(raw)))
-        except ValueError as exc:
+            rows.append(repo_status(store, repo, Refs.from_json(raw, objects.refs.key)))
+        except CorruptObjectError as exc:
             problems.append(f"{repo}: {exc}")
     if args.json:
         out.print_json(json.dumps({"repos": rows, "problems": problems}))

@@ -10,7 +10,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from mirror_core.errors import ConflictError, GatedRepoError, UpstreamNotFoundError, UpstreamRevisionNotFoundError
+from mirror_core.errors import (
+    ConflictError,
+    CorruptObjectError,
+    GatedRepoError,
+    UpstreamNotFoundError,
+    UpstreamRevisionNotFoundError,
+)
 from mirror_core.layout import RepoRef, refs_key
 from mirror_core.manifest import Refs
 from mirror_core.store import Store
@@ -78,8 +84,8 @@ def restrict_from_listing(store: Store, repo: RepoRef, private: bool, gated: boo
     if got is None:
         return False
     try:
-        current = Refs.from_json(got[0])
-    except ValueError:
+        current = Refs.from_json(got[0], refs_key(repo))
+    except CorruptObjectError:
         return False  # malformed: serve already fails closed on it, and verify reports it
     if current.restricted:
         return False

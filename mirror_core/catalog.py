@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mirror_core.errors import CorruptObjectError
 from mirror_core.history import list_jobs, read_jobs, repo_outcomes
 from mirror_core.inventory import RepoListing, RepoObjects, list_blobs, list_repos, read_manifest, read_many, read_refs
 from mirror_core.layout import CATALOG_LATEST, CATALOG_PREFIX, blob_key, catalog_key, repo_type
@@ -154,7 +155,7 @@ class HubItem:
 def _entry(store: Store, objects: RepoObjects) -> tuple[dict[str, Any], str] | None:
     """The repos row and README of one published repo; None if no ref names a commit.
 
-    Raises ValueError if its refs or manifest cannot be read.
+    Raises CorruptObjectError if its refs or manifest cannot be read (or the manifest's info cannot fill a row).
     """
     refs = read_refs(store, objects.repo)
     chosen = refs.default_revision()
@@ -163,7 +164,11 @@ def _entry(store: Store, objects: RepoObjects) -> tuple[dict[str, Any], str] | N
     revision, sha = chosen
     manifest = read_manifest(store, objects.manifest_key(sha))
     meta = read_meta(store, objects.repo) if objects.meta is not None else None
-    return _row(manifest, refs, revision, meta), _readme(store, manifest)
+    try:
+        row = _row(manifest, refs, revision, meta)
+    except ValueError as exc:
+        raise CorruptObjectError(f"{objects.manifest_key(sha)}: {exc}") from None
+    return row, _readme(store, manifest)
 
 
 def _restricted(refs: Refs, meta: RepoMeta | None) -> bool:
@@ -389,7 +394,8 @@ class Catalog:
         """
         if sort is not None and sort not in HUB_SORTS:
             raise ValueError(f"unknown sort {sort!r}: use one of {', '.join(HUB_SORTS)}")
-        where, params = ["r.repo_type = ?"], [repo_type(type)]
+        where: list[str] = ["r.repo_type = ?"]
+        params: list[Any] = [repo_type(type)]
         for text in search:
             if len(text) >= 3:  # substring through the trigram index (case-insensitive, like the Hub)
                 where.append("r.id IN (SELECT rowid FROM ids_fts WHERE ids_fts MATCH ?)")
@@ -408,12 +414,7 @@ class Catalog:
         for tag in tags:
             where.append("EXISTS (SELECT 1 FROM repo_tags t WHERE t.repo = r.id AND t.tag = ?)")
             params.append(tag)
-        if visible is False:
-            where.append("r.restricted = 0")
-        elif visible is not True:
-            allowed = list(visible)
-            where.append(f"(r.restricted = 0 OR r.repo_id IN ({', '.join('?' * len(allowed)) or 'NULL'}))")
-            params.extend(allowed)
+        _only_visible(where, params, visible)
         order = "r.repo_id"
         if sort is not None:
             order = f"{HUB_SORTS[sort]} {'ASC' if ascending else 'DESC'}, r.repo_id"
@@ -500,12 +501,7 @@ class Catalog:
         if max_size is not None:
             where.append("r.total_size <= ?")
             params.append(max_size)
-        if restricted is False:
-            where.append("r.restricted = 0")
-        elif restricted is not True:
-            allowed = list(restricted)
-            where.append(f"(r.restricted = 0 OR r.repo_id IN ({', '.join('?' * len(allowed)) or 'NULL'}))")
-            params.extend(allowed)
+        _only_visible(where, params, restricted)
         return query is not None, where, params
 
     @staticmethod
@@ -524,3 +520,14 @@ class Catalog:
             sync_started=data["sync_started"], sync_ended=data["sync_ended"], branches=json.loads(data["branches"]),
             tag_refs=json.loads(data["tag_refs"]), snippet=data["snippet"],
         )
+
+
+def _only_visible(where: list[str], params: list[Any], visible: bool | Iterable[str]) -> None:
+    """Restrict a query to what a caller may see: True everything, False public repos only, else public
+    repos plus the restricted repo ids listed in `visible`."""
+    if visible is False:
+        where.append("r.restricted = 0")
+    elif visible is not True:
+        allowed = list(visible)
+        where.append(f"(r.restricted = 0 OR r.repo_id IN ({', '.join('?' * len(allowed)) or 'NULL'}))")
+        params.extend(allowed)

@@ -37,6 +37,11 @@ class StorageUnavailableError(StorageError):
     """The object store could not be reached at all (down, DNS, refused)."""
 
 
+class CorruptObjectError(StorageError):
+    """An object in the bucket (refs.json, a manifest, a run report) is malformed or vanished while being read:
+    run `hubmirror verify`, and a sync of the repo rewrites it."""
+
+
 class ConflictError(StorageError):
     """Another writer published to the same repo in the meantime (optimistic check on refs.json)."""
 
@@ -71,6 +76,14 @@ class RateLimitedError(UpstreamError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class RepoSyncFailed(HubmirrorError):
+    """A sync recorded a failure a retry may fix (upstream 5xx, network, storage): raised so Airflow retries."""
+
+
+class StackError(HubmirrorError):
+    """A component of the local stack failed to start; the message names it and its log file."""
 
 
 class IntegrityError(HubmirrorError):

@@ -22,7 +22,7 @@ from typing import Any
 from mirror_core.errors import StorageError
 from mirror_core.inventory import list_blobs, list_repos, read_manifest, read_many
 from mirror_core.layout import BLOBS_PREFIX, blob_key
-from mirror_core.reports import new_run_id, safe_run_id, write_run_report
+from mirror_core.reports import RunReport, new_run_id, safe_run_id
 from mirror_core.retention import RetentionReport, apply_retention, inside_grace
 from mirror_core.settings import Settings
 from mirror_core.store import Store
@@ -92,7 +92,7 @@ def collect_garbage(settings: Settings, store: Store, *, dry_run: bool = False,
     _abort_stale_uploads(store, report, cutoff)
     report.seconds = round(time.monotonic() - started, 3)
     if write_report and not dry_run:
-        report.report_key = write_run_report(store, "gc", report.run_id, report.to_dict())
+        report.report_key = RunReport("gc", report.run_id, report.ok, details=report.to_dict()).write(store)
     return report
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from mirror_core.errors import CorruptObjectError
 from mirror_core.inventory import read_many
 from mirror_core.layout import RUNS_PREFIX, TRENDING_LATEST, TRENDING_PREFIX
 from mirror_core.store import Store
@@ -49,8 +50,8 @@ def read_jobs(store: Store, jobs: list[JobRef]) -> dict[str, dict[str, Any]]:
 def _json(store: Store, key: str) -> Any:
     try:
         return store.get_json(key)
-    except ValueError as exc:
-        raise ValueError(f"{key}: {exc}") from None
+    except ValueError as exc:  # not JSON
+        raise CorruptObjectError(f"{key}: {exc}") from None
 
 
 def repo_outcomes(reports: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:

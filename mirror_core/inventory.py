@@ -12,9 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from pydantic import ValidationError
-
-from mirror_core.errors import InvalidInputError
+from mirror_core.errors import CorruptObjectError, InvalidInputError
 from mirror_core.layout import (
     BLOBS_PREFIX,
     RepoRef,
@@ -98,23 +96,20 @@ def list_blobs(store: Store) -> tuple[dict[str, ObjectInfo], list[str]]:
 
 
 def read_refs(store: Store, repo: RepoRef) -> Refs:
-    """refs.json of a repo; raises ValueError naming the key if it is missing or malformed."""
-    return _read(store, refs_key(repo), Refs, "refs.json")
+    """refs.json of a repo; raises CorruptObjectError naming the key if it is missing or malformed."""
+    return _read(store, refs_key(repo), Refs)
 
 
 def read_manifest(store: Store, key: str) -> CommitManifest:
-    """One manifest; raises ValueError naming the key if it is missing or malformed."""
-    return _read(store, key, CommitManifest, "manifest")
+    """One manifest; raises CorruptObjectError naming the key if it is missing or malformed."""
+    return _read(store, key, CommitManifest)
 
 
-def _read(store: Store, key: str, model: type[M], what: str) -> M:
+def _read(store: Store, key: str, model: type[M]) -> M:
     data = store.get_bytes(key)
     if data is None:
-        raise ValueError(f"{key} disappeared while being read")
-    try:
-        return model.from_json(data)
-    except ValidationError as exc:
-        raise ValueError(f"{key} is not a valid {what}: {_first_error(exc)}") from None
+        raise CorruptObjectError(f"{key} disappeared while being read")
+    return model.from_json(data, key)
 
 
 def read_many(keys: Iterable[str], reader: Callable[[str], T],
@@ -127,7 +122,7 @@ def read_many(keys: Iterable[str], reader: Callable[[str], T],
     def one(key: str) -> None:
         try:
             results[key] = reader(key)
-        except ValueError as exc:
+        except CorruptObjectError as exc:
             errors[key] = str(exc)
 
     if keys:
@@ -135,8 +130,3 @@ def read_many(keys: Iterable[str], reader: Callable[[str], T],
             list(pool.map(one, keys))
     return results, errors
 
-
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"]) or "document"
-    return f"{where}: {err['msg']}"

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from mirror_core.errors import CorruptObjectError
 from mirror_core.layout import (
     RepoRef,
     RepoType,
@@ -24,10 +26,27 @@ from mirror_core.layout import (
 
 _GIT_OID_RE = re.compile(r"^[0-9a-f]{40}$")
 _SHORT_SHA_RE = re.compile(r"^[0-9a-f]{7,39}$")
-# The ref tables of refs.json, and the git ref prefix each one stands for.
-REF_KINDS = ("branches", "tags", "converts", "pull_requests")
-_REF_PREFIXES = (("refs/heads/", "branches"), ("refs/tags/", "tags"), ("refs/convert/", "converts"),
-                 ("refs/pr/", "pull_requests"))
+
+
+class RefKind(StrEnum):
+    """The ref tables of refs.json (each value is a field of `Refs`); `prefix` is the git ref it stands for."""
+
+    BRANCHES = "branches"
+    TAGS = "tags"
+    CONVERTS = "converts"
+    PULL_REQUESTS = "pull_requests"
+
+    @property
+    def prefix(self) -> str:
+        return _PREFIXES[self]
+
+
+_PREFIXES = {RefKind.BRANCHES: "refs/heads/", RefKind.TAGS: "refs/tags/", RefKind.CONVERTS: "refs/convert/",
+             RefKind.PULL_REQUESTS: "refs/pr/"}
+REF_KINDS = tuple(RefKind)
+
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def utcnow() -> datetime:
@@ -41,6 +60,21 @@ def hf_date(when: datetime) -> str:
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def first_error(exc: ValidationError) -> str:
+    """The first problem of a validation error, as `where: what`."""
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "document"
+    return f"{where}: {err['msg']}"
+
+
+def _parse(model: type[M], data: bytes | str, key: str | None, what: str) -> M:
+    """A stored object parsed; CorruptObjectError naming its key if it is not a valid `what`."""
+    try:
+        return model.model_validate_json(data)
+    except ValidationError as exc:
+        raise CorruptObjectError(f"{key or 'stored object'} is not a valid {what}: {first_error(exc)}") from None
 
 
 class LfsInfo(_Model):
@@ -125,8 +159,8 @@ class CommitManifest(_Model):
         return self.model_dump_json().encode()
 
     @classmethod
-    def from_json(cls, data: bytes | str) -> CommitManifest:
-        return cls.model_validate_json(data)
+    def from_json(cls, data: bytes | str, key: str | None = None) -> CommitManifest:
+        return _parse(cls, data, key, "manifest")
 
 
 class Refs(_Model):
@@ -143,7 +177,7 @@ class Refs(_Model):
     private: bool | None = None
     gated: bool | str | None = None  # False, "auto" or "manual", like the Hub
 
-    @field_validator("branches", "tags", "converts", "pull_requests")
+    @field_validator(*REF_KINDS)
     @classmethod
     def _targets(cls, v: dict[str, str]) -> dict[str, str]:
         for name, sha in v.items():
@@ -181,9 +215,9 @@ class Refs(_Model):
         revision = validate_revision(revision)
         if is_commit_sha(revision):
             return revision
-        for prefix, kind in _REF_PREFIXES:
-            if revision.startswith(prefix):
-                return getattr(self, kind).get(revision.removeprefix(prefix))
+        for kind in REF_KINDS:
+            if revision.startswith(kind.prefix):
+                return getattr(self, kind).get(revision.removeprefix(kind.prefix))
         if revision in self.branches:
             return self.branches[revision]
         if revision in self.tags:
@@ -192,8 +226,8 @@ class Refs(_Model):
             return resolve_short_sha(revision, self.all_shas())
         return None
 
-    def with_ref(self, kind: str, name: str, sha: str) -> Refs:
-        """A copy with one ref set (kind: branches, tags, converts, pull_requests)."""
+    def with_ref(self, kind: RefKind, name: str, sha: str) -> Refs:
+        """A copy with one ref set."""
         table = dict(getattr(self, kind))
         table[name] = validate_commit_sha(sha)
         return self.model_copy(update={kind: table, "updated_at": utcnow()})
@@ -202,8 +236,8 @@ class Refs(_Model):
         return self.model_dump_json().encode()
 
     @classmethod
-    def from_json(cls, data: bytes | str) -> Refs:
-        return cls.model_validate_json(data)
+    def from_json(cls, data: bytes | str, key: str | None = None) -> Refs:
+        return _parse(cls, data, key, "refs.json")
 
 
 def resolve_short_sha(prefix: str, shas: set[str] | list[str]) -> str | None:
@@ -212,9 +246,9 @@ def resolve_short_sha(prefix: str, shas: set[str] | list[str]) -> str | None:
     return matches.pop() if len(matches) == 1 else None
 
 
-def ref_kind(revision: str) -> tuple[str, str]:
+def ref_kind(revision: str) -> tuple[RefKind, str]:
     """Split a ref name into (kind, short name) as stored in refs.json."""
-    for prefix, kind in _REF_PREFIXES:
-        if revision.startswith(prefix):
-            return kind, revision.removeprefix(prefix)
-    return "branches", revision
+    for kind in REF_KINDS:
+        if revision.startswith(kind.prefix):
+            return kind, revision.removeprefix(kind.prefix)
+    return RefKind.BRANCHES, revision

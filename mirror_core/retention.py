@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from mirror_core.errors import CorruptObjectError
 from mirror_core.inventory import RepoListing, RepoObjects, list_repos, read_manifest, read_refs
 from mirror_core.layout import is_commit_sha, refs_key
 from mirror_core.manifest import CommitManifest, Refs
@@ -100,7 +101,7 @@ def _repo_removals(store: Store, objects: RepoObjects, keep_last: int, cutoff: d
     else:
         try:
             refs = read_refs(store, objects.repo)
-        except ValueError as exc:
+        except CorruptObjectError as exc:
             report.problems.append(f"{objects.repo}: {exc}; kept all its manifests")
             return []
         heads = {sha for sha in refs.branches.values() if sha in objects.manifests}
@@ -108,7 +109,7 @@ def _repo_removals(store: Store, objects: RepoObjects, keep_last: int, cutoff: d
         for sha in heads:
             try:
                 manifests[sha] = read_manifest(store, objects.manifest_key(sha))
-            except ValueError as exc:
+            except CorruptObjectError as exc:
                 report.problems.append(f"{objects.repo}: {exc}")
         keep, problems = retained_shas(refs, manifests, set(objects.manifests), keep_last)
         report.problems.extend(f"{objects.repo}: {p}" for p in problems)
@@ -126,7 +127,7 @@ def _repo_removals(store: Store, objects: RepoObjects, keep_last: int, cutoff: d
         # A sync may have (first) published since we listed: never delete what refs.json now points at.
         try:
             latest = read_refs(store, objects.repo)
-        except ValueError as exc:
+        except CorruptObjectError as exc:
             report.problems.append(f"{objects.repo}: {exc}; kept all its manifests")
             return []
         removals = [sha for sha in removals if sha not in latest.all_shas()]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
+from mirror_core.errors import CorruptObjectError
 from mirror_core.inventory import list_repos, read_manifest, read_many
 from mirror_core.layout import RepoRef, blob_key, commit_key
 from mirror_core.manifest import CommitManifest, Refs
@@ -77,8 +78,8 @@ def _public_shas(store: Store, key: str, listed_etag: str) -> frozenset[str]:
     if got is None:
         return frozenset()
     try:
-        refs = Refs.from_json(got[0])
-    except ValueError:
+        refs = Refs.from_json(got[0], key)
+    except CorruptObjectError:
         return frozenset()
     return _cache_put(store, key, got[1].strip('"'), frozenset(refs.all_shas()) if is_public(refs) else frozenset())
 

@@ -165,6 +165,46 @@ class Settings(BaseSettings):
         return init_settings, env_settings, init_settings.__class__(settings_cls, _yaml_values())
 
 
+# The Airflow pool every upstream-facing task runs in. The plugin's listener creates it (plugins/listeners.py).
+UPSTREAM_POOL = "hf_upstream"
+UPSTREAM_POOL_DESCRIPTION = "hubmirror: concurrent requests to the upstream hub (one slot = one repo being synced)"
+
+
+class AirflowKnobs(BaseSettings):
+    """The Airflow side's HUBMIRROR_* knobs, read in this one place by the DAG files, the plugin, the local
+    stack and serve's status feed (which names the next sync). Plain values: mirror_core never imports Airflow.
+
+    HUBMIRROR_UPSTREAM_RETRIES, HUBMIRROR_RETRY_DELAY_SECONDS (doubled each try), HUBMIRROR_MAX_RETRY_DELAY_SECONDS,
+    HUBMIRROR_SYNC_SCHEDULE (cron of hubmirror_sync; "", "none" or "off": only on new trending snapshots),
+    HUBMIRROR_UPSTREAM_POOL_SLOTS (slots of `hf_upstream` when hubmirror creates it) and HUBMIRROR_SERVE_URL
+    (where the plugin's Mirror page links repos).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="HUBMIRROR_", extra="ignore")
+
+    upstream_retries: int = Field(default=4, ge=0)
+    retry_delay_seconds: float = Field(default=60, ge=0)
+    max_retry_delay_seconds: float = Field(default=1800, ge=0)
+    sync_schedule: str = "0 */6 * * *"
+    upstream_pool_slots: int = Field(default=4, ge=1)
+    serve_url: str = ""
+
+    @property
+    def sync_cron(self) -> str | None:
+        """The sync DAG's cron line, None when it runs only on new trending snapshots."""
+        spec = self.sync_schedule.strip()
+        return None if spec.lower() in ("", "none", "off") else spec
+
+
+def airflow_knobs() -> AirflowKnobs:
+    """The knobs, with an error that names the environment variable when one is malformed."""
+    try:
+        return AirflowKnobs()
+    except ValidationError as exc:
+        problems = "; ".join(f"HUBMIRROR_{str(err['loc'][0]).upper()}: {err['msg']}" for err in exc.errors())
+        raise ConfigError(f"invalid Airflow settings: {problems}") from None
+
+
 _CONFIG_FILE: ContextVar[Path | None] = ContextVar("hubmirror_config_file", default=None)
 
 

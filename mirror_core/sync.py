@@ -33,10 +33,19 @@ from mirror_core.errors import (
 )
 from mirror_core.lastcommit import LastCommit, last_commits
 from mirror_core.layout import RepoRef, commit_key, is_commit_sha, refs_key, validate_revision
-from mirror_core.manifest import REF_KINDS, CommitManifest, DirEntry, FileEntry, LfsInfo, Refs, hf_date, ref_kind
+from mirror_core.manifest import (
+    REF_KINDS,
+    CommitManifest,
+    DirEntry,
+    FileEntry,
+    LfsInfo,
+    RefKind,
+    Refs,
+    ref_kind,
+)
 from mirror_core.mirrored import read_unmirrored, selected, write_unmirrored
 from mirror_core.popularity import refresh_after_sync
-from mirror_core.reports import new_run_id, repo_run_id, write_run_report
+from mirror_core.reports import RunReport, new_run_id, repo_run_id
 from mirror_core.reuse import ReusePolicy
 from mirror_core.settings import Settings
 from mirror_core.store import Store
@@ -96,7 +105,7 @@ class RepoSyncResult:
 class Target:
     """One revision to publish: a ref (kind, name) or a bare commit (kind None), and its sha."""
 
-    kind: str | None
+    kind: RefKind | None
     name: str
     sha: str
 
@@ -127,8 +136,8 @@ def resolve_targets(repo: RepoRef, revisions: list[str], remote: dict[str, dict[
             continue
         assert remote is not None
         if is_glob(revision):  # refs/pr/*, refs/heads/*, ...: in that kind; a bare glob: branches and tags
-            kinds = [ref_kind(revision)] if revision.startswith("refs/") else [("branches", revision),
-                                                                                ("tags", revision)]
+            kinds = [ref_kind(revision)] if revision.startswith("refs/") else [(RefKind.BRANCHES, revision),
+                                                                                (RefKind.TAGS, revision)]
             matched = [Target(kind, name, sha) for kind, pattern in kinds for name, sha in
                        sorted(remote.get(kind, {}).items()) if fnmatch.fnmatchcase(name, pattern)]
             if not matched:
@@ -140,16 +149,16 @@ def resolve_targets(repo: RepoRef, revisions: list[str], remote: dict[str, dict[
             kind, name = ref_kind(revision)
             candidates = [(kind, name)]
         else:
-            candidates = [("branches", revision), ("tags", revision)]
+            candidates = [(RefKind.BRANCHES, revision), (RefKind.TAGS, revision)]
         found = next(((kind, name) for kind, name in candidates if name in remote[kind]), None)
         if found is None:
             result.fail(f"{repo}: revision {revision!r} not found upstream (branches: "
-                        f"{', '.join(sorted(remote['branches'])) or 'none'}; tags: "
-                        f"{', '.join(sorted(remote['tags'])) or 'none'})")
+                        f"{', '.join(sorted(remote[RefKind.BRANCHES])) or 'none'}; tags: "
+                        f"{', '.join(sorted(remote[RefKind.TAGS])) or 'none'})")
             continue
         targets.append(Target(found[0], found[1], remote[found[0]][found[1]]))
     if repo.type == "datasets" and remote is not None:
-        targets += [Target("converts", name, sha) for name, sha in sorted(remote["converts"].items())]
+        targets += [Target(RefKind.CONVERTS, name, sha) for name, sha in sorted(remote[RefKind.CONVERTS].items())]
     unique: dict[tuple[str | None, str], Target] = {}
     for target in targets:
         unique.setdefault((target.kind, target.name), target)
@@ -163,7 +172,7 @@ def trim_info(info: dict[str, Any]) -> dict[str, Any]:
 def read_refs_for_update(store: Store, repo: RepoRef) -> tuple[Refs | None, str | None]:
     """The published refs.json (parsed) and the ETag it was read with, for the conditional put at publish time."""
     got = store.get_with_etag(refs_key(repo))
-    return (Refs.from_json(got[0]), got[1]) if got is not None else (None, None)
+    return (Refs.from_json(got[0], refs_key(repo)), got[1]) if got is not None else (None, None)
 
 
 def publish_refs(store: Store, repo: RepoRef, refs: Refs, etag: str | None) -> None:
@@ -180,7 +189,7 @@ def publish_refs(store: Store, repo: RepoRef, refs: Refs, etag: str | None) -> N
 def stored_manifest(store: Store, repo: RepoRef, sha: str) -> CommitManifest | None:
     """The published manifest of a commit, or None if there is none."""
     raw = store.get_bytes(commit_key(repo, sha))
-    return CommitManifest.from_json(raw) if raw is not None else None
+    return CommitManifest.from_json(raw, commit_key(repo, sha)) if raw is not None else None
 
 
 class _Progress:
@@ -419,10 +428,9 @@ def sync_repo(settings: Settings, repo: RepoRef, revisions: list[str] | None = N
     result.seconds = round(time.monotonic() - started, 3)
     if write_report:
         try:
-            result.report_key = write_run_report(
-                store, "sync", repo_run_id(run_id, repo) if run_id else new_run_id("sync"),
-                {"started_at": hf_date(started_at), "ok": result.ok, "repos": [result.to_dict()],
-                 **totals([result])})
+            report = RunReport.sync(repo_run_id(run_id, repo) if run_id else new_run_id("sync"),
+                                    [result.to_dict()], planned=1, started_at=started_at)
+            result.report_key = report.write(store)
         except HubmirrorError as exc:
             result.fail(f"{repo}: run report not written: {exc}")
     if auth_error is not None:
@@ -434,15 +442,6 @@ def _about(repo: RepoRef, exc: BaseException) -> str:
     """An error line that names the repo once."""
     return str(exc) if str(repo) in str(exc) else f"{repo}: {exc}"
 
-
-def totals(results: list[RepoSyncResult]) -> dict[str, Any]:
-    return {
-        "files_fetched": sum(r.files_fetched for r in results),
-        "files_reused": sum(r.files_reused for r in results),
-        "bytes_fetched": sum(r.bytes_fetched for r in results),
-        "bytes_reused": sum(r.bytes_reused for r in results),
-        "errors": [e for r in results for e in r.errors],
-    }
 
 
 def _sync(settings: Settings, store: Store, upstream: Upstream, repo: RepoRef, revisions: list[str],
@@ -465,7 +464,7 @@ def _sync(settings: Settings, store: Store, upstream: Upstream, repo: RepoRef, r
     targets = _unchanged(current, single, info.get("sha")) if not force else None
     if targets is None:
         if not all(is_commit_sha(r) for r in revisions):
-            remote = upstream.refs(repo, include_prs=any(r.startswith("refs/pr/") for r in revisions))
+            remote = upstream.refs(repo, include_prs=any(r.startswith(RefKind.PULL_REQUESTS.prefix) for r in revisions))
         targets = resolve_targets(repo, revisions, remote, result)
     if not targets:
         if result.ok:
@@ -510,9 +509,9 @@ def _sync(settings: Settings, store: Store, upstream: Upstream, repo: RepoRef, r
         if target.kind is not None and target.sha in published:
             refs = refs.with_ref(target.kind, target.name, target.sha)
     mirrored = published.keys() | (current.all_shas() if current else set())
-    for name, sha in sorted((remote or {}).get("tags", {}).items()):
+    for name, sha in sorted((remote or {}).get(RefKind.TAGS, {}).items()):
         if sha in mirrored:
-            refs = refs.with_ref("tags", name, sha)
+            refs = refs.with_ref(RefKind.TAGS, name, sha)
     if _tables(refs) != before or (current is not None and access_in(current) != access):
         refs = refs.model_copy(update={"upstream": settings.upstream_url, "updated_at": datetime.now(UTC),
                                        "private": access[0], "gated": access[1]})
@@ -535,7 +534,7 @@ def _unchanged(current: Refs | None, name: str | None, sha: str | None) -> list[
     call. Otherwise None, and the refs listing decides (it also records tags on mirrored commits)."""
     if current is None or name is None or not sha:
         return None
-    for kind in ("branches", "tags"):
+    for kind in (RefKind.BRANCHES, RefKind.TAGS):
         if getattr(current, kind).get(name) == sha:
             return [Target(kind, name, sha)]
     return None

@@ -25,9 +25,9 @@ from mirror_core.errors import HubmirrorError, UpstreamNotFoundError
 from mirror_core.hashing import BodyHasher
 from mirror_core.inventory import list_blobs, list_repos, read_manifest, read_many, read_refs
 from mirror_core.layout import VERIFY_CURSOR, RepoRef, blob_key, validate_sha256
-from mirror_core.manifest import CommitManifest, FileEntry
+from mirror_core.manifest import REF_KINDS, CommitManifest, FileEntry
 from mirror_core.mirrored import read_unmirrored
-from mirror_core.reports import new_run_id, safe_run_id, write_run_report
+from mirror_core.reports import RunReport, new_run_id, safe_run_id
 from mirror_core.settings import Settings
 from mirror_core.store import ObjectInfo, Store
 
@@ -254,7 +254,7 @@ def verify(settings: Settings, store: Store, *, sample: int | None = None, repai
     if sample is not None and report.cursor is not None and not report.errors:
         store.put_json(VERIFY_CURSOR, {**report.cursor, "updated_at": _now_iso(), "run_id": report.run_id})
     if write_report:
-        report.report_key = write_run_report(store, "verify", report.run_id, report.to_dict())
+        report.report_key = RunReport("verify", report.run_id, report.ok, details=report.to_dict()).write(store)
     return report
 
 
@@ -284,7 +284,7 @@ def _expectations(store: Store, report: VerifyReport) -> dict[str, Expectation]:
             continue
         refs = all_refs[name]
         for sha in sorted(refs.all_shas() - objects.manifests.keys()):
-            names = sorted(n for kind in ("branches", "tags", "converts", "pull_requests")
+            names = sorted(n for kind in REF_KINDS
                            for n, s in getattr(refs, kind).items() if s == sha)
             report.problems.append(f"{objects.repo}: ref(s) {', '.join(names)} point at {sha} "
                                    "but its manifest is missing: run `hubmirror sync --force` for this repo")

@@ -8,13 +8,12 @@ just hangs; an operator's later change of its slots is kept.
 from __future__ import annotations
 
 import logging
-import os
 
 from airflow.listeners import hookimpl
 
+from mirror_core.settings import UPSTREAM_POOL, UPSTREAM_POOL_DESCRIPTION, airflow_knobs
+
 log = logging.getLogger(__name__)
-UPSTREAM_POOL = "hf_upstream"
-POOL_DESCRIPTION = "hubmirror: concurrent requests to the upstream hub (one slot = one repo being synced)"
 
 
 def ensure_pools() -> bool:
@@ -23,12 +22,13 @@ def ensure_pools() -> bool:
     from airflow.utils.session import create_session
     from sqlalchemy.exc import IntegrityError
 
-    slots = int(os.environ.get("HUBMIRROR_UPSTREAM_POOL_SLOTS", "4"))
+    slots = airflow_knobs().upstream_pool_slots
     try:
         with create_session() as session:
             if Pool.get_pool(UPSTREAM_POOL, session=session) is not None:
                 return False
-            session.add(Pool(pool=UPSTREAM_POOL, slots=slots, description=POOL_DESCRIPTION, include_deferred=False))
+            session.add(Pool(pool=UPSTREAM_POOL, slots=slots, description=UPSTREAM_POOL_DESCRIPTION,
+                             include_deferred=False))
         log.info("created pool %s with %d slots", UPSTREAM_POOL, slots)
         return True
     except IntegrityError:  # another component created it at the same moment

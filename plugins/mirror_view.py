@@ -9,7 +9,6 @@ only); the Airflow side (latest sync task per repo) from the metadata DB the api
 from __future__ import annotations
 
 import html
-import os
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -20,6 +19,8 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from rich.filesize import decimal
+
+from mirror_core.settings import airflow_knobs
 
 SYNC_DAGS = ("hubmirror_sync", "hubmirror_sync_repo")
 RECENT_RUNS = 500  # how many recent task instances to scan for per-repo sync state
@@ -48,7 +49,7 @@ class RepoRow:
 
 
 def _serve_url(repo_type: str, repo_id: str) -> str | None:
-    base = os.environ.get("HUBMIRROR_SERVE_URL", "").rstrip("/")
+    base = airflow_knobs().serve_url.rstrip("/")
     if not base:
         return None
     prefix = {"model": "", "dataset": "/datasets", "space": "/spaces"}[repo_type]

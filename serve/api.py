@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mirror_core.layout import RepoRef
-from mirror_core.manifest import DirEntry, FileEntry
+from mirror_core.manifest import DirEntry, FileEntry, RefKind
 from mirror_core.popularity import FIELDS
 from serve.auth import Identity, whoami
 from serve.context import AppContext, OpenRepo
@@ -251,13 +251,13 @@ async def refs(ctx: AppContext, request: Request, opened: OpenRepo) -> Response:
     r = opened.entry.refs
     assert r is not None
 
-    def table(items: dict[str, str], prefix: str) -> list[dict[str, str]]:
-        return [{"name": n, "ref": f"{prefix}{n}", "targetCommit": s} for n, s in sorted(items.items())]
+    def table(kind: RefKind) -> list[dict[str, str]]:
+        return [{"name": n, "ref": f"{kind.prefix}{n}", "targetCommit": s} for n, s in sorted(getattr(r, kind).items())]
 
-    out: dict[str, Any] = {"branches": table(r.branches, "refs/heads/"), "converts": table(r.converts, "refs/convert/"),
-                           "tags": table(r.tags, "refs/tags/")}
+    out: dict[str, Any] = {"branches": table(RefKind.BRANCHES), "converts": table(RefKind.CONVERTS),
+                           "tags": table(RefKind.TAGS)}
     if _truthy(request.query_params.get("include_prs")):
-        out["pullRequests"] = table(r.pull_requests, "refs/pr/")
+        out["pullRequests"] = table(RefKind.PULL_REQUESTS)
     return json_response(out)
 
 

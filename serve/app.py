@@ -24,7 +24,7 @@ from serve.access_log import AccessLog
 from serve.auth import Auth
 from serve.config import ServeSettings, load_serve_settings
 from serve.context import AppContext, open_repo
-from serve.errors import BadRequest, HFError, InternalError, RouteNotFound
+from serve.errors import BadRequest, HFError, InternalError, MethodNotAllowed, RouteNotFound
 from serve.health import healthz, readyz
 from serve.ondemand import AirflowTrigger
 from serve.paths import parse
@@ -43,11 +43,6 @@ REPO_ROUTES = {
     "commits": (api.commits, ("GET", "HEAD"), False),
     "auth-check": (api.auth_check, ("GET", "HEAD"), True),
 }
-
-
-class MethodNotAllowed(HFError):
-    status = 405
-    code = "MethodNotAllowed"
 
 
 async def _handle(ctx: AppContext, request: Request) -> tuple[Any, str]:

@@ -112,6 +112,11 @@ class RouteNotFound(HFError):
     code = "NotFound"
 
 
+class MethodNotAllowed(HFError):
+    status = 405
+    code = "MethodNotAllowed"
+
+
 class PayloadTooLarge(HFError):
     status = 413
     code = "PayloadTooLarge"

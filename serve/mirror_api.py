@@ -8,7 +8,6 @@ not in a count, a listing, a job's entries or an error line. Shapes are document
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ from starlette.routing import Route
 from mirror_core.catalog import SORTS, Catalog, CatalogRow
 from mirror_core.history import JobRef, list_jobs, read_jobs
 from mirror_core.layout import RepoRef
+from mirror_core.settings import airflow_knobs
 from serve.api import json_response
 from serve.auth import Identity
 from serve.errors import AuthRequired, BadRequest, HFError, RouteNotFound
@@ -257,7 +257,9 @@ async def job_models(ctx: AppContext, request: Request, identity: Identity, cata
 
 def next_schedule(now: datetime | None = None) -> str | None:
     """When the sync DAG runs next (HUBMIRROR_SYNC_SCHEDULE, the DAG's own setting), if it is a cron line."""
-    spec = os.environ.get("HUBMIRROR_SYNC_SCHEDULE", "0 */6 * * *").strip()
+    spec = airflow_knobs().sync_cron
+    if spec is None:
+        return None
     try:
         from croniter import croniter
 

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from mirror_core.layout import RepoType
+from mirror_core.manifest import REF_KINDS
 
 API_ACTIONS = frozenset({"revision", "tree", "paths-info", "refs", "commits", "auth-check", "xet-read-token",
                          "treesize", "discussions", "preupload", "commit"})
 _TYPES: dict[str, RepoType] = {"models": "models", "datasets": "datasets", "spaces": "spaces"}
 _URL_PREFIX: dict[str, RepoType] = {"datasets": "datasets", "spaces": "spaces"}
-_REF_NAMESPACES = frozenset({"pr", "convert", "heads", "tags"})
+_REF_NAMESPACES = frozenset(kind.prefix.split("/")[1] for kind in REF_KINDS)  # heads, tags, convert, pr
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import anyio
-from pydantic import ValidationError
 
-from mirror_core.errors import InvalidInputError, StorageError
+from mirror_core.errors import CorruptObjectError, InvalidInputError, StorageError
 from mirror_core.layout import (
     RepoRef,
     commit_key,
@@ -251,8 +250,8 @@ class RepoState:
     async def _load_refs(self, repo: RepoRef) -> RefsEntry:
         data = await self.run(self.store.get_bytes, refs_key(repo))
         try:
-            refs = Refs.from_json(data) if data is not None else None
-        except ValidationError as exc:
+            refs = Refs.from_json(data, refs_key(repo)) if data is not None else None
+        except CorruptObjectError as exc:
             # Unreadable is not absent: answering as if the repo (or its access rules) were missing could
             # open it up, so the answer is "unavailable" until `hubmirror verify` or a sync rewrites it.
             log.error("refs.json of %s is malformed (run `hubmirror verify`): %s", repo, exc)
@@ -291,7 +290,7 @@ class RepoState:
             return None
         try:
             view = await anyio.to_thread.run_sync(lambda: ManifestView.build(CommitManifest.from_json(data)))
-        except ValidationError as exc:
+        except CorruptObjectError as exc:
             log.error("manifest %s of %s is malformed (run `hubmirror verify`): %s", sha, repo, exc)
             raise ServiceUnavailable("the mirror cannot read this commit; retry later") from exc
         view.unmirrored = await self.run(read_unmirrored, self.store, repo, sha)

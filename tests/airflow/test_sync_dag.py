@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from hubmirror.demohub import corpus
+from tests.unit.test_reports import SYNC_KEYS
 
 # (repo id, type, revisions): a repo with branches and a tag, a dataset, a single-segment id.
 SELECTION = [(corpus.BRANCHY_MODEL, "model", ["main", "v1.0"]), (corpus.DATASET, "dataset", ["main"]),
@@ -105,6 +106,7 @@ def test_sync_mirrors_the_selection_and_retries_a_flaky_repo(bag, airflow_settin
 
     summary = run_report(store, dag_run)
     assert summary["planned"] == 3 and summary["synced"] == 3 and summary["failed"] == []
+    assert SYNC_KEYS <= summary.keys() and summary["ok"] is True and len(summary["repos"]) == 3  # the CLI's shape
     assert store.get_json("state/catalog/latest.json"), "the catalog was not rebuilt"
 
     # The weekly maintenance DAGs run on this bucket too (dry runs: nothing to repair or delete).

@@ -9,9 +9,10 @@ import yaml
 
 from hubmirror.cli import main
 from hubmirror.demohub.corpus import BRANCHY_MODEL, DATASET, GATED_MODEL, SMALL_MODEL
-from mirror_core.layout import RepoRef
+from mirror_core.layout import RepoRef, refs_key
 from mirror_core.store import Store
 from tests.sync.helpers import manifest, published_refs
+from tests.unit.test_reports import SYNC_KEYS
 
 
 def _config(tmp_path: Path, settings, **extra) -> str:
@@ -42,6 +43,19 @@ def test_sync_then_status(hub, make, tmp_path, capsys) -> None:
     assert rows[DATASET]["converts"] == published_refs(store, RepoRef.parse(DATASET, "dataset")).converts
     assert main(["--config", config, "status"]) == 0
     assert SMALL_MODEL in capsys.readouterr().out
+
+
+def test_status_names_a_corrupt_refs_json_and_lists_the_rest(hub, make, tmp_path, capsys) -> None:
+    settings = make()
+    config = _config(tmp_path, settings)
+    assert main(["--config", config, "sync", SMALL_MODEL]) == 0
+    broken = RepoRef.parse("hubmirror-test/broken")
+    Store(settings.s3).put_bytes(refs_key(broken), b'{"branches": {}}')
+    capsys.readouterr()
+    main(["--config", config, "status", "--json"])
+    shown = json.loads(capsys.readouterr().out)
+    assert [row["id"] for row in shown["repos"]] == [SMALL_MODEL]
+    assert any(f"{refs_key(broken)} is not a valid refs.json" in p for p in shown["problems"]), shown["problems"]
 
 
 def test_failures_give_one_line_each_and_nonzero_exit(hub, make, tmp_path, capsys) -> None:
@@ -89,8 +103,9 @@ def test_trending_then_sync_all(hub, make, tmp_path, capsys) -> None:
     store = Store(settings.s3)
     for repo_id in [SMALL_MODEL, *trending]:
         assert published_refs(store, RepoRef.parse(repo_id)) is not None, repo_id
-    runs = [o.key for o in store.list("state/runs/")]
-    assert any(json.loads(store.get_bytes(k)).get("ok") for k in runs)
+    runs = [json.loads(store.get_bytes(o.key)) for o in store.list("state/runs/")]
+    whole = [r for r in runs if len(r.get("repos") or []) > 1]
+    assert len(whole) == 1 and whole[0]["ok"] and SYNC_KEYS <= whole[0].keys()  # the DAG's report has this shape
 
 
 def test_status_table_fits_80_columns(hub, make, tmp_path, capsys) -> None:

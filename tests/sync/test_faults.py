@@ -82,6 +82,12 @@ def test_persistent_rate_limit_fails_without_publishing(hub, make) -> None:
     assert published_refs(Store(settings.s3), RepoRef.parse(SMALL_MODEL)) is None
 
 
+def _corrupted(hub, kind: str) -> int:
+    """Responses of `kind` whose body the fake hub actually altered (a rule can fire on a request whose body
+    never reaches its offset, so the rule's own `fired` counter alone does not prove a corrupt byte was sent)."""
+    return sum(1 for r in hub.requests() if r["kind"] == kind and r["fault"] == "corrupt")
+
+
 @pytest.mark.parametrize("kind,path", [("cdn", None), ("resolve", "config.json")])
 def test_corrupted_byte_is_never_published(hub, make, kind: str, path: str | None) -> None:
     settings = make(engine="stream")
@@ -89,6 +95,7 @@ def test_corrupted_byte_is_never_published(hub, make, kind: str, path: str | Non
     repo = RepoRef.parse(LARGE_MODEL)
     hub.set_faults({"action": "corrupt", "kind": kind, "path": path, "offset": 3})
     result = sync_repo(settings, repo)
+    assert _corrupted(hub, kind) >= 1, "the fault never flipped a byte: this test proved nothing"
     assert not result.ok
     assert "sha256" in result.error if kind == "cdn" else "git blob sha1" in result.error
     assert store.stat(refs_key(repo)) is None
@@ -106,6 +113,7 @@ def test_corruption_once_is_refetched(hub, make) -> None:
     repo, sha, _ = _large(hub)
     hub.set_faults({"action": "corrupt", "kind": "cdn", "count": 1})
     result = sync_repo(settings, repo)
+    assert [f["fired"] for f in hub.faults()] == [1] and _corrupted(hub, "cdn") == 1  # one body really was bad
     assert result.ok, result.errors
     assert_commit_mirrored(hub, Store(settings.s3), repo, sha)
 

@@ -235,3 +235,14 @@ def test_progress_reports_every_body_byte(hub, make) -> None:
     assert progress.advanced[f"model:{LARGE_MODEL}"] == result.bytes_fetched + result.bytes_reused
     assert progress.advanced["  pytorch_model.bin"] == size
     assert not progress.tasks  # finished bars are removed
+
+
+def test_a_corrupt_refs_json_is_reported_as_the_bucket_s_fault_and_left_alone(hub, make) -> None:
+    settings = make()
+    store = Store(settings.s3)
+    repo = RepoRef.parse(SMALL_MODEL)
+    store.put_bytes(refs_key(repo), b'{"branches": {"main": "not-a-sha"}}')
+    result = sync_repo(settings, repo, force=True)
+    assert not result.ok
+    assert f"{refs_key(repo)} is not a valid refs.json" in result.error and "upstream sent" not in result.error
+    assert store.get_bytes(refs_key(repo)) == b'{"branches": {"main": "not-a-sha"}}'  # nothing published over it

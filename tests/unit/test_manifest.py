@@ -99,3 +99,12 @@ def test_restricted_is_unknown_until_recorded():
     assert Refs(upstream="u", private=False, gated=False).restricted is False
     assert Refs(upstream="u", private=False, gated="manual").restricted is True
     assert Refs(upstream="u", private=True, gated=False).restricted is True
+
+
+def test_a_malformed_stored_object_is_a_storage_error_naming_its_key():
+    from mirror_core.errors import CorruptObjectError, StorageError
+
+    with pytest.raises(CorruptObjectError, match=r"repos/models/o/m/refs.json is not a valid refs.json: upstream"):
+        Refs.from_json(b'{"branches": {}}', "repos/models/o/m/refs.json")
+    with pytest.raises(StorageError, match="is not a valid manifest"):
+        CommitManifest.from_json(b"not json")

@@ -83,3 +83,18 @@ def test_unreadable_or_malformed_file(tmp_path):
     bad.write_text("- a list")
     with pytest.raises(ConfigError, match="mapping"):
         load_settings(bad)
+
+
+def test_airflow_knobs_read_their_environment_names(monkeypatch):
+    from mirror_core.settings import airflow_knobs
+
+    for name, value in {"HUBMIRROR_UPSTREAM_RETRIES": "2", "HUBMIRROR_RETRY_DELAY_SECONDS": "1.5",
+                        "HUBMIRROR_MAX_RETRY_DELAY_SECONDS": "9", "HUBMIRROR_UPSTREAM_POOL_SLOTS": "7",
+                        "HUBMIRROR_SYNC_SCHEDULE": " off ", "HUBMIRROR_SERVE_URL": "http://m/"}.items():
+        monkeypatch.setenv(name, value)
+    knobs = airflow_knobs()
+    assert (knobs.upstream_retries, knobs.retry_delay_seconds, knobs.max_retry_delay_seconds,
+            knobs.upstream_pool_slots, knobs.sync_cron, knobs.serve_url) == (2, 1.5, 9, 7, None, "http://m/")
+    monkeypatch.setenv("HUBMIRROR_UPSTREAM_POOL_SLOTS", "many")
+    with pytest.raises(ConfigError, match="HUBMIRROR_UPSTREAM_POOL_SLOTS"):
+        airflow_knobs()
