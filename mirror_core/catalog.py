@@ -389,7 +389,8 @@ class Catalog:
         """
         if sort is not None and sort not in HUB_SORTS:
             raise ValueError(f"unknown sort {sort!r}: use one of {', '.join(HUB_SORTS)}")
-        where, params = ["r.repo_type = ?"], [repo_type(type)]
+        where: list[str] = ["r.repo_type = ?"]
+        params: list[str] = [repo_type(type)]
         for text in search:
             if len(text) >= 3:  # substring through the trigram index (case-insensitive, like the Hub)
                 where.append("r.id IN (SELECT rowid FROM ids_fts WHERE ids_fts MATCH ?)")
