@@ -23,6 +23,7 @@ up: venv
 test: venv
 	.ci/system-deps
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 lint: venv

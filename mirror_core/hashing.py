@@ -29,7 +29,7 @@ class BodyHasher:
         self.expected_size = size
         self.count = 0
         self._sha256 = hashlib.sha256()
-        self._sha1 = hashlib.sha1(b"blob %d\0" % size) if git else None
+        self._sha1 = hashlib.sha1(b"blob %d\0" % size) if git and size is not None else None
 
     def update(self, data: bytes | memoryview) -> None:
         self._sha256.update(data)

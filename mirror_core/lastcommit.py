@@ -11,7 +11,7 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from mirror_core.layout import RepoRef
-from mirror_core.manifest import CommitManifest, LastCommit
+from mirror_core.manifest import CommitManifest, DirEntry, FileEntry, LastCommit
 from mirror_core.upstream import Upstream, UpstreamDir, UpstreamFile
 
 
@@ -19,7 +19,7 @@ def inherited(previous: CommitManifest | None) -> dict[str, tuple[str, LastCommi
     """path -> (oid, lastCommit) recorded by a published manifest."""
     if previous is None:
         return {}
-    entries = [*previous.files, *previous.directories]
+    entries: list[FileEntry | DirEntry] = [*previous.files, *previous.directories]
     return {e.path: (e.oid, e.last_commit) for e in entries if e.last_commit is not None}
 
 
@@ -29,7 +29,8 @@ def last_commits(upstream: Upstream, repo: RepoRef, sha: str, files: list[Upstre
     known = inherited(previous)
     out: dict[str, LastCommit] = {}
     ask: list[str] = []
-    for entry in [*dirs, *files]:
+    listed: list[UpstreamDir | UpstreamFile] = [*dirs, *files]
+    for entry in listed:
         kept = known.get(entry.path)
         if kept is not None and kept[0] == entry.oid:
             out[entry.path] = kept[1]

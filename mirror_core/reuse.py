@@ -37,7 +37,7 @@ def public_bodies(store: Store, skip: RepoRef | None = None) -> set[str]:
     listing = list_repos(store)
     by_key = {objects.refs.key: repo for repo, objects in listing.repos.items()
               if objects.refs is not None and repo != skip}
-    etags = {key: listing.repos[repo].refs.etag for key, repo in by_key.items()}
+    etags = {key: refs.etag for key, repo in by_key.items() if (refs := listing.repos[repo].refs) is not None}
     shas, _ = read_many(by_key, lambda key: _public_shas(store, key, etags[key]))
     manifests = {commit_key(by_key[key], sha): listing.repos[by_key[key]].manifests[sha].etag
                  for key, found in shas.items() for sha in found if sha in listing.repos[by_key[key]].manifests}

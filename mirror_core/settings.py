@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from mirror_core.errors import ConfigError
 from mirror_core.layout import RepoRef, RepoType, repo_type, split_repo_id
@@ -162,7 +162,7 @@ class Settings(BaseSettings):
                                    dotenv_settings: PydanticBaseSettingsSource,
                                    file_secret_settings: PydanticBaseSettingsSource):
         # Environment beats the file beats defaults; explicit arguments beat everything.
-        return init_settings, env_settings, init_settings.__class__(settings_cls, _yaml_values())
+        return init_settings, env_settings, InitSettingsSource(settings_cls, _yaml_values())
 
 
 # The Airflow pool every upstream-facing task runs in. The plugin's listener creates it (plugins/listeners.py).

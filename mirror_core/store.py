@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import urllib3
 from minio import Minio
 from minio.error import S3Error
+from minio.helpers import DictType
 
 from mirror_core.errors import ConflictError, FormatError, StorageError, StorageUnavailableError
 from mirror_core.layout import FORMAT_KEY, FORMAT_MARKER, LAYOUT_VERSION
@@ -213,7 +214,8 @@ class Store:
                 page = self.client._list_multipart_uploads(self.bucket, prefix=prefix, key_marker=key_marker,
                                                            upload_id_marker=upload_marker)
                 for upload in page.uploads:
-                    yield upload.object_name, upload.upload_id, upload.initiated_time
+                    if upload.upload_id is not None:
+                        yield upload.object_name, upload.upload_id, upload.initiated_time
                 if not page.is_truncated:
                     return
                 key_marker, upload_marker = page.next_key_marker, page.next_upload_id_marker
@@ -227,7 +229,7 @@ class Store:
             raise self._fail(exc, f"abort the upload of {key}") from exc
 
     def presigned_get(self, key: str, expires: timedelta = timedelta(minutes=10),
-                      response_headers: dict[str, str] | None = None) -> str:
+                      response_headers: DictType | None = None) -> str:
         try:
             return self._presigner.presigned_get_object(self.bucket, key, expires=expires,
                                                         response_headers=response_headers)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from rich.progress import Progress, TaskID
 
@@ -211,16 +211,17 @@ class _Progress:
     def file(self, path: str, size: int) -> tuple[Callable[[int], None], Callable[[], None]]:
         if self.progress is None:
             return (lambda n: None), (lambda: None)
+        progress = self.progress
         task = self.progress.add_task(f"  {path}", total=size) if size >= 8 * 1024**2 else None
 
         def advance(n: int) -> None:
             if task is not None:
-                self.progress.update(task, advance=n)
+                progress.update(task, advance=n)
             self.done_bytes(n)
 
         def finish() -> None:
             if task is not None:
-                self.progress.remove_task(task)
+                progress.remove_task(task)
 
         return advance, finish
 
@@ -280,7 +281,7 @@ class RepoSync:
         last = last_commits(self.upstream, self.repo, sha, files, dirs, previous)
         manifest = CommitManifest(
             repo_type=self.repo.type, repo_id=self.repo.repo_id, sha=sha, info=info, commits=commits,
-            files=[_file_entry(f, sha256s.get(_content_key(f)) or f.lfs_sha256, last.get(f.path))
+            files=[_file_entry(f, cast(str, sha256s.get(_content_key(f)) or f.lfs_sha256), last.get(f.path))
                    for f in sorted(files, key=lambda f: f.path)],
             directories=[DirEntry(path=d.path, oid=d.oid, last_commit=last.get(d.path))
                          for d in sorted(dirs, key=lambda d: d.path)],

@@ -36,7 +36,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from functools import partial
+from typing import Any, BinaryIO, Protocol, cast
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import urllib3
@@ -72,9 +73,12 @@ log = logging.getLogger(__name__)
 class FileMeta(Protocol):
     """What a body fetch needs: an upstream tree entry (UpstreamFile) or a manifest FileEntry."""
 
-    path: str
-    size: int
-    oid: str
+    @property
+    def path(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def oid(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -194,6 +198,7 @@ class BodyClient:
                 return self._accept(what, response, url)
             _discard(response)
             refused = signed  # expired early, revoked or clock skew: resolve again (once)
+        assert refused is not None  # both rounds either returned or refused a signed URL
         raise _Retry(f"{what}: {hostname(refused.url)} refused two signed URLs in a row; re-resolving")
 
     def _resolve(self, key: tuple[str, ...], what: str, resolve_url: str, start: int,
@@ -447,7 +452,9 @@ class _PartUploader:
     def put(self, number: int, data: memoryview, release: Callable[[], None]) -> None:
         def task() -> Part:
             try:
-                etag = self.client._upload_part(self.bucket, self.key, data, None, self.upload_id, number)
+                # minio's stub says bytes; its HTTP layer sends any buffer, and a view spares a copy of the part
+                etag = self.client._upload_part(self.bucket, self.key, data, None, self.upload_id,  # type: ignore[arg-type]
+                                                number)
                 return Part(number, etag)
             except BaseException as exc:
                 self.error = exc
@@ -506,7 +513,7 @@ def upload_verified(store: Store, key: str, fill: Callable[[memoryview], int], h
                     pool.release(buf)
                     continue
                 hasher.update(view)
-                uploader.put(number, view, lambda b=buf: pool.release(b))
+                uploader.put(number, view, partial(pool.release, buf))
         except BaseException as exc:  # noqa: BLE001 - handed to the reader thread below
             hash_error.append(exc)
 
@@ -708,7 +715,7 @@ class Transfer:
                     pool.release(buf)
                     raise
                 hasher.update(view)
-                uploader.put(index + 1, view, lambda b=buf: pool.release(b))
+                uploader.put(index + 1, view, partial(pool.release, buf))
                 if uploader.error is not None:
                     break
             if uploader.error is None:  # else complete() reports the S3 failure, not a short hash
@@ -765,7 +772,7 @@ class Transfer:
             key = blob_key(got)
             if overwrite or self.store.stat(key) is None:
                 spool.seek(0)
-                self.store.put_stream(key, spool, meta.size, part_size=self.part_size)
+                self.store.put_stream(key, cast(BinaryIO, spool), meta.size, part_size=self.part_size)
             return got
 
 

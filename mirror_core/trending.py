@@ -92,8 +92,9 @@ def refresh_trending(settings: Settings, store: Store, *, upstream: Upstream | N
     upstream = upstream or Upstream(settings)
     snapshot = TrendingSnapshot(created_at=datetime.now(UTC), upstream=settings.upstream_url)
     store.ensure_bucket()
-    for type, rules in (("models", settings.selection.trending.models),
-                        ("datasets", settings.selection.trending.datasets)):
+    kinds: tuple[tuple[RepoType, TrendingFilter], ...] = (("models", settings.selection.trending.models),
+                                                         ("datasets", settings.selection.trending.datasets))
+    for type, rules in kinds:
         if rules.top <= 0:
             continue
         items = upstream.trending(type, rules.top)

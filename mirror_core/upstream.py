@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import quote, urljoin
 
@@ -220,7 +221,7 @@ class Upstream:
                 raise UpstreamError(f"{what}: the upstream listing has more than {self.max_pages} pages; raise "
                                     "transfer.max_pages if that is expected, or leave the repo out")
             page_url, page_params = next_url, (params if not seen else None)
-            response = self.call(what, lambda u=page_url, p=page_params: self._get(what, u, p))
+            response = self.call(what, partial(self._get, what, page_url, page_params))
             seen.add(str(httpx2.URL(page_url, params=page_params) if page_params else httpx2.URL(page_url)))
             items = response.json()
             if not isinstance(items, list):

@@ -38,11 +38,11 @@ def run_serve(*, host: str, port: int, workers: int, log_level: str, mode: str |
     shared = workers > 1 or bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
     with multiprocess_metrics() if shared else contextlib.nullcontext():
         if workers > 1 and hasattr(socket, "SO_REUSEPORT"):
-            config = uvicorn.Config(APP, **options)
+            uv_config = uvicorn.Config(APP, **options)
             # Older uvicorn versions take the worker's entry point; newer ones build the Server in the worker.
             older = "target" in inspect.signature(Multiprocess).parameters
-            extra = {"target": uvicorn.Server(config).run} if older else {}
-            Multiprocess(config, sockets=[WorkerSocket.reserve(host, port)], **extra).run()
+            extra = {"target": uvicorn.Server(uv_config).run} if older else {}
+            Multiprocess(uv_config, sockets=[WorkerSocket.reserve(host, port)], **extra).run()
         else:
             uvicorn.run(APP, **options)
     return 0

@@ -9,7 +9,7 @@ exactly the `expand`ed keys. Restricted repos are left out for callers not grant
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlencode
 
 from starlette.requests import Request
@@ -59,7 +59,7 @@ def list_item(item: HubItem, *, full: bool, card: bool, config: bool, expand: li
     return out
 
 
-def visible_to(catalog: Catalog, identity: Identity, repo_type: str | None = None) -> bool | list[str]:
+def visible_to(catalog: Catalog, identity: Identity, repo_type: str | None = None) -> Literal[True] | list[str]:
     """The `visible` argument of Catalog.hub_listing for this caller: restricted repos only where granted."""
     if identity.admin:
         return True

@@ -11,7 +11,7 @@ import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rich.filesize import decimal
 from starlette.requests import Request
@@ -41,7 +41,13 @@ class JobNotFound(RouteNotFound):
 
 # -- access and parameters ---------------------------------------------------------------------
 
-def visibility(catalog: Catalog | None, identity: Identity) -> Callable[[str, str, bool | None], bool]:
+class Visible(Protocol):
+    """What visibility() returns: a record's upstream restriction is optional (None: unknown, fail closed)."""
+
+    def __call__(self, type_: str, repo_id: str, upstream_restricted: bool | None = None) -> bool: ...
+
+
+def visibility(catalog: Catalog | None, identity: Identity) -> Visible:
     """A predicate (type, id, restricted upstream or None) -> may this identity see the repo.
 
     Catalogued repos follow the catalog's restriction; others follow what their record says (a trending
@@ -153,7 +159,8 @@ def job_summary(job: JobRef, doc: dict[str, Any], visible: Callable[[str, str, b
                 "counts": {"considered": len(considered), "selected": sum(1 for c in considered if c.get("selected"))},
                 "errors": []}
     errors = [e for e in doc.get("errors") or [] if isinstance(e, str) and not any(h in e for h in hidden_ids)]
-    counts = {k: doc[k] for k in ("files_fetched", "files_reused", "bytes_fetched", "bytes_reused") if k in doc}
+    counts: dict[str, Any] = {k: doc[k] for k in ("files_fetched", "files_reused", "bytes_fetched", "bytes_reused")
+                              if k in doc}
     if isinstance(doc.get("repos"), list):
         counts["repos"] = len([r for r in doc["repos"] if isinstance(r, dict)
                                and visible(r.get("repo_type", ""), r.get("repo_id", ""), None)])
@@ -228,7 +235,7 @@ async def job_models(ctx: AppContext, request: Request, identity: Identity, cata
         raise BadRequest(f"cannot sort by {sort[:40]!r}: use one of {', '.join(JOB_SORTS)}")
     low, high = int_param(q, "sizeGte", None), int_param(q, "sizeLte", None)
     visible = visibility(catalog, identity)
-    text = q.get("search") or None
+    text = q.get("search") or ""
     matching = None
     if text:
         matching = {(r.repo_type, r.repo_id) for r in catalog.search(text, limit=10**9)} if catalog else set()

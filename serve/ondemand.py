@@ -78,9 +78,10 @@ class AirflowTrigger:
         return True
 
     async def _sync_if_fit(self, repo: RepoRef, key: str) -> None:
-        assert self.limits is not None
+        limits = self.limits
+        assert limits is not None
         interval = self.settings.ondemand_interval
-        if not await anyio.to_thread.run_sync(lambda: self.limits.claim(key, interval, take_token=True)):
+        if not await anyio.to_thread.run_sync(lambda: limits.claim(key, interval, take_token=True)):
             metrics.ONDEMAND.labels(SYNC_DAG, "limited").inc()
             return
         self._hush(key, interval)
@@ -92,7 +93,7 @@ class AirflowTrigger:
             if lasting:  # a transient failure stays quiet only for the interval the claim set
                 quiet = self.settings.ondemand_negative_ttl
                 self._hush(key, quiet)
-                await anyio.to_thread.run_sync(lambda: self.limits.quiet(key, quiet))
+                await anyio.to_thread.run_sync(lambda: limits.quiet(key, quiet))
             return
         await self.trigger(SYNC_DAG, sync_conf(repo))
 
@@ -142,9 +143,10 @@ class AirflowTrigger:
         return True
 
     async def _repair(self, sha256s: list[str], key: str) -> None:
-        assert self.limits is not None
+        limits = self.limits
+        assert limits is not None
         if await anyio.to_thread.run_sync(
-                lambda: self.limits.claim(key, self.settings.ondemand_interval, take_token=False)):
+                lambda: limits.claim(key, self.settings.ondemand_interval, take_token=False)):
             await self.trigger(VERIFY_DAG, repair_conf(sha256s))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:

@@ -85,7 +85,7 @@ def parse(raw_path: str) -> tuple[str, list[Target]]:
                 return "list", [Target("list", repo_type, "")]
             return "api-repo", _api_candidates(repo_type, segs[2:])
         return "api:" + "/".join(segs[1:]), []
-    repo_type: RepoType = "models"
+    repo_type = "models"
     rest = segs
     if segs[0] in _URL_PREFIX and len(segs) > 1:
         repo_type, rest = _URL_PREFIX[segs[0]], segs[1:]

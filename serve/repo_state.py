@@ -83,8 +83,9 @@ class ManifestView:
         """Direct children of a directory ("" = root): directories first, then files, by path."""
         if self._children is None:
             index: dict[str, list[Entry]] = {}
-            for entry in [*sorted(self.dirs.values(), key=lambda d: d.path),
-                          *sorted(self.files.values(), key=lambda f: f.path)]:
+            entries: list[Entry] = [*sorted(self.dirs.values(), key=lambda d: d.path),
+                                    *sorted(self.files.values(), key=lambda f: f.path)]
+            for entry in entries:
                 index.setdefault(entry.path.rpartition("/")[0], []).append(entry)
             self._children = index
         return self._children.get(directory, [])

@@ -188,7 +188,7 @@ class BlobStream:
         # A second thread hashes what the reader read, so reading S3 and hashing overlap too.
         to_hash: queue.Queue[bytes] | None = queue.Queue(maxsize=2 * _READ_AHEAD) if hasher is not None else None
         hashing = asyncio.ensure_future(anyio.to_thread.run_sync(
-            _hash_all, hasher, to_hash, stop, limiter=ctx.state.stream_limiter)) if hasher is not None else None
+            _hash_all, hasher, to_hash, stop, limiter=ctx.state.stream_limiter)) if to_hash is not None else None
         reader = asyncio.ensure_future(anyio.to_thread.run_sync(
             _read_ahead, body, ctx.settings.chunk_size, to_hash, chunks, stop, lambda: loop.call_soon_threadsafe(
                 ready.set), limiter=ctx.state.stream_limiter))

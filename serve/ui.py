@@ -167,7 +167,8 @@ def routes(ctx: AppContext) -> list[Route]:
                  for f in sorted(view.files.values(), key=lambda f: f.path)]
         catalog = await ctx.catalog.get()
         row = catalog.get(repo.type, repo.repo_id) if catalog is not None else None
-        readme = catalog.readme(repo.type, repo.repo_id) if row is not None and row.sha == sha else None
+        readme = (catalog.readme(repo.type, repo.repo_id)
+                  if catalog is not None and row is not None and row.sha == sha else None)
         if readme is None and "README.md" in view.files and view.files["README.md"].size <= 512 * 1024:
             data = await ctx.state.run(ctx.store.get_bytes, blob_key(view.files["README.md"].sha256))
             readme = data.decode("utf-8", "replace") if data else None
