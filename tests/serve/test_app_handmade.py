@@ -9,13 +9,14 @@ import pytest
 from starlette.testclient import TestClient
 
 from mirror_core.catalog import build_catalog
+from mirror_core.hashing import git_blob_sha1
 from mirror_core.layout import RepoRef
 from mirror_core.manifest import Refs
 from mirror_core.settings import Settings
 from mirror_core.store import Store
 from serve.app import create_app
 from serve.config import load_serve_settings
-from tests.serve.handmade import Published, git_blob_sha1, publish
+from tests.bucket import Published, publish
 
 TOKEN_ALL = "mirror-token-alice"
 TOKEN_NONE = "mirror-token-bob"
