@@ -37,11 +37,8 @@ from hubmirror.embedded_s3 import EmbeddedS3, free_port, start_embedded_s3, writ
 from mirror_core.errors import ConfigError, StackError
 from mirror_core.settings import (
     DEFAULT_UPSTREAM,
-    UPSTREAM_POOL,
-    UPSTREAM_POOL_DESCRIPTION,
     S3Settings,
     Settings,
-    airflow_knobs,
 )
 from mirror_core.store import Store
 
@@ -256,12 +253,14 @@ class AirflowStack:
             raise StackError(f"`airflow {' '.join(args)}` failed (exit {code}); see {proc.log_path}:\n{proc.tail()}")
 
     def start(self, timeout: float = 240) -> None:
-        """Migrate the DB, create the pool, start the four components and wait until all are healthy."""
+        """Migrate the DB, start the four components and wait until all are healthy.
+
+        No `airflow pools set` here: the plugin's listener creates `hf_upstream` when the scheduler's Job is built,
+        before its loop queues any task (one creator for up, compose and Helm; a size changed in the UI is kept).
+        """
         self.home.mkdir(parents=True, exist_ok=True)
         self._airflow("db", "migrate")
         env, log_dir = self.env(), self.home / "logs" / "hubmirror"
-        slots = str(airflow_knobs().upstream_pool_slots)
-        self._airflow("pools", "set", UPSTREAM_POOL, slots, UPSTREAM_POOL_DESCRIPTION)
         for name, argv in COMPONENTS.items():
             args = [a.format(port=self.port) for a in argv]
             self.procs.append(spawn(name, [airflow_binary(), *args], env, log_dir))
@@ -414,7 +413,7 @@ def run_up(args: Any, settings: Settings) -> int:
         }
         airflow = AirflowStack(data_dir / "airflow", af_port,
                                extra_env={**env, **connections, "HUBMIRROR_SERVE_URL": serve_url})
-        console.print("starting Airflow (db migrate, pool, api-server, scheduler, dag-processor, triggerer)...")
+        console.print("starting Airflow (db migrate, api-server, scheduler, dag-processor, triggerer)...")
         airflow.start()
         serve_env = serve_environment(os.environ, s3, serve_url, airflow.url, airflow.serve_password)
         serve = spawn("serve", [sys.executable, "-m", "hubmirror", "serve", "--host", "127.0.0.1",

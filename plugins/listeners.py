@@ -2,7 +2,8 @@
 
 `on_starting` runs when an Airflow job starts (scheduler, dag-processor, triggerer). It creates the
 `hf_upstream` pool if it is missing, because a task in a non-existent pool is never scheduled and
-just hangs; an operator's later change of its slots is kept.
+just hangs; an operator's later change of its slots is kept. It is the pool's only creator: the
+scheduler's Job runs it before queueing any task, so `hubmirror up`, compose and Helm rely on it.
 """
 
 from __future__ import annotations

@@ -130,3 +130,25 @@ def test_plugin_registers_view_and_creates_the_upstream_pool_on_job_start(airflo
         session.get(Pool, pool.id).slots = 7  # an operator's tuning survives the next start
     Job()
     assert Pool.get_pool("hf_upstream").slots == 7
+
+
+def test_local_stack_gets_the_pool_from_the_plugin_before_the_scheduler_runs(tmp_path) -> None:
+    """`hubmirror up` does not create the pool itself: in the stack's own environment (fresh home, `db migrate`
+    as `start` runs it) the Job a scheduler builds before its loop queues any task finds the plugin through its
+    entry point, and the listener creates `hf_upstream` with HUBMIRROR_UPSTREAM_POOL_SLOTS slots."""
+    import subprocess
+    import sys
+
+    from hubmirror.embedded_s3 import free_port
+    from hubmirror.stack import AirflowStack, airflow_binary
+
+    stack = AirflowStack(tmp_path / "airflow", free_port(), extra_env={"HUBMIRROR_UPSTREAM_POOL_SLOTS": "3"})
+    stack.home.mkdir()
+    env = stack.env()
+    subprocess.run([airflow_binary(), "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
+    probe = ("from airflow.jobs.job import Job\nfrom airflow.models.pool import Pool\n"
+             "before = Pool.get_pool('hf_upstream')\nJob()\nafter = Pool.get_pool('hf_upstream')\n"
+             "print(before is None, after and after.slots, after and after.description)")
+    out = subprocess.run([sys.executable, "-c", probe], env=env, check=True, capture_output=True, text=True,
+                         timeout=120).stdout.strip().splitlines()[-1]
+    assert out == "True 3 hubmirror: concurrent requests to the upstream hub (one slot = one repo being synced)"

@@ -9,7 +9,7 @@ import pytest
 
 from mirror_core.catalog import SNAPSHOTS_KEPT, Catalog, build_catalog, fetch_latest
 from mirror_core.layout import CATALOG_LATEST, CATALOG_PREFIX, RepoRef
-from tests.maintenance.bucket import RepoBuilder
+from tests.bucket import RepoBuilder
 
 README_LLAMA = b"---\nlicense: mit\n---\n# Tiny llama\nA small language model for translation of Welsh poetry.\n"
 README_VISION = b"# Vision\nClassifies pictures of cats and dogs.\n"

@@ -10,7 +10,7 @@ import pytest
 from hubmirror.cli import main
 from mirror_core.inventory import list_blobs
 from mirror_core.layout import RUNS_PREFIX, RepoRef, blob_key
-from tests.maintenance.bucket import RepoBuilder
+from tests.bucket import RepoBuilder
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from mirror_core.layout import RepoRef, blob_key, commit_key, refs_key
 from mirror_core.retention import apply_retention
 from mirror_core.settings import Settings
 from mirror_core.store import Store
-from tests.maintenance.bucket import RepoBuilder
+from tests.bucket import RepoBuilder
 
 LATER = datetime.now(UTC) + timedelta(days=3)  # everything written by the test is older than the grace then
 

@@ -9,7 +9,7 @@ import pytest
 from mirror_core.layout import VERIFY_CURSOR, RepoRef, blob_key, commit_key
 from mirror_core.store import Store
 from mirror_core.verify import pick_sample, verify
-from tests.maintenance.bucket import RepoBuilder, body_entry
+from tests.bucket import RepoBuilder, file_entry
 
 
 def _repo(store: Store, files: dict[str, bytes], lfs: tuple[str, ...] = ()) -> RepoBuilder:
@@ -57,7 +57,7 @@ def test_git_blob_id_mismatch_is_found(bucket_settings, store):
     """A regular file's body must also match the git blob id the upstream published for it."""
     builder = RepoBuilder(store, RepoRef.parse("org/git-ids"))
     manifest = builder.commit("c1", {"r.txt": b"regular"})
-    bad = manifest.model_copy(update={"files": [body_entry("r.txt", b"regular").model_copy(
+    bad = manifest.model_copy(update={"files": [file_entry("r.txt", b"regular").model_copy(
         update={"oid": "0" * 40})]})
     store.put_bytes(commit_key(builder.repo, manifest.sha), bad.to_json())
     report = verify(bucket_settings, store, write_report=False)

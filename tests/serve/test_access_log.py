@@ -17,7 +17,7 @@ from serve import access_log
 from serve.access_log import AccessLog
 from serve.app import create_app
 from serve.config import load_serve_settings
-from tests.serve.handmade import publish
+from tests.bucket import publish
 
 
 def _lines(text: str) -> list[dict]:

@@ -9,13 +9,14 @@ import pytest
 from starlette.testclient import TestClient
 
 from mirror_core.catalog import build_catalog
+from mirror_core.hashing import git_blob_sha1
 from mirror_core.layout import RepoRef
 from mirror_core.manifest import Refs
 from mirror_core.settings import Settings
 from mirror_core.store import Store
 from serve.app import create_app
 from serve.config import load_serve_settings
-from tests.serve.handmade import Published, git_blob_sha1, publish
+from tests.bucket import Published, publish
 
 TOKEN_ALL = "mirror-token-alice"
 TOKEN_NONE = "mirror-token-bob"
@@ -95,7 +96,7 @@ def test_get_full_range_and_416(client: TestClient, world) -> None:
     assert client.get("/org/model/resolve/main/empty.txt").content == b""
 
 
-def test_revisions(client: TestClient, world) -> None:
+def test_revisions_resolve_by_sha_prefix_and_ref_name(client: TestClient, world) -> None:
     m = world["model"]
     for rev in (m.sha, m.sha[:7], m.sha[:12], "refs%2Fheads%2Fmain"):
         r = client.head(f"/org/model/resolve/{rev}/config.json")
@@ -125,7 +126,7 @@ def test_missing_things_have_codes(client: TestClient, world) -> None:
     assert r.status_code == 404 and r.headers["x-error-code"]
 
 
-def test_restricted_repos(client: TestClient, world) -> None:
+def test_restricted_repos_reach_only_granted_tokens(client: TestClient, world) -> None:
     alice, bob = {"Authorization": f"Bearer {TOKEN_ALL}"}, {"Authorization": f"Bearer {TOKEN_NONE}"}
     r = client.head("/org/gated/resolve/main/config.json")
     assert (r.status_code, r.headers["x-error-code"]) == (401, "GatedRepo")

@@ -120,7 +120,7 @@ def test_paging_links(page: Page, synced: Synced, serve_proxy: ServeProcess) -> 
     assert _ids(page) == everything[(pages - 2) * 3:(pages - 1) * 3]
 
 
-def test_repo_page(page: Page, synced: Synced, serve_proxy: ServeProcess, tmp_path: Path) -> None:
+def test_repo_page_has_readme_and_files(page: Page, synced: Synced, serve_proxy: ServeProcess, tmp_path: Path) -> None:
     page.goto(serve_proxy.url + "/")
     page.click(f"text={corpus.SMALL_MODEL}")
     assert page.url.endswith(f"/ui/models/{corpus.SMALL_MODEL}")

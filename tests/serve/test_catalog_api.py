@@ -249,7 +249,7 @@ def with_history(catalogued: Catalogued) -> dict:
     return {"snapshot": snapshot, "readme_repo": f"{unique}/words", "runs": (ok, gated, failed)}
 
 
-def test_cache_stats(catalogued: Catalogued, with_history: dict) -> None:
+def test_cache_stats_match_the_bucket_and_hide_restricted(catalogued: Catalogued, with_history: dict) -> None:
     store = Store(catalogued.settings.s3)
     path = f"/{with_history['readme_repo']}/resolve/main/README.md"
     for _ in range(3):

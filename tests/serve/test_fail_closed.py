@@ -20,8 +20,8 @@ from mirror_core.store import Store
 from mirror_core.sync import sync_repo
 from serve.app import create_app
 from serve.config import load_serve_settings
+from tests.bucket import publish
 from tests.conftest import make_settings
-from tests.serve.handmade import publish
 from tests.serve.test_app_handmade import TOKEN_ALL, make_client
 
 GATED = RepoRef.parse("org/gated")

@@ -17,8 +17,8 @@ import pytest
 from mirror_core.layout import RepoRef, blob_key
 from mirror_core.settings import Settings
 from mirror_core.store import Store
+from tests.bucket import publish
 from tests.serve.fake_airflow import FakeAirflow, airflow_env, wait_for
-from tests.serve.handmade import publish
 from tests.serve.server import ServeProcess, start_serve
 
 

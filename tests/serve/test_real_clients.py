@@ -252,7 +252,7 @@ def test_errors_match_upstream(synced: Synced, serve_proxy: ServeProcess, tmp_pa
 
 # -- HfFileSystem ------------------------------------------------------------------------------------
 
-def test_hffilesystem(synced: Synced, serve_proxy: ServeProcess) -> None:
+def test_hffilesystem_reads_like_upstream(synced: Synced, serve_proxy: ServeProcess) -> None:
     mirror = HfFileSystem(endpoint=serve_proxy.url, token=False, skip_instance_cache=True)
     up = HfFileSystem(endpoint=synced.hub.url, token=synced.hub.tokens["service"], skip_instance_cache=True)
     for root in (corpus.SMALL_MODEL, f"datasets/{corpus.DATASET}/data"):

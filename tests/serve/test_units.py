@@ -140,7 +140,7 @@ def test_lru_forgets_the_least_recently_used() -> None:
     assert len(lru) == 3 and lru.get("b") is None and lru.get("a") == 0 and lru.get("d") == 3
 
 
-def test_ondemand_settings(monkeypatch) -> None:
+def test_ondemand_settings_are_closed_by_default_and_read_the_environment(monkeypatch) -> None:
     from serve.config import load_serve_settings
 
     s3 = {"endpoint": "http://127.0.0.1:1", "access_key": "k", "secret_key": "s", "bucket": "b", "region": "r"}

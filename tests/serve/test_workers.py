@@ -16,7 +16,7 @@ from mirror_core.layout import RepoRef
 from mirror_core.settings import Settings
 from mirror_core.store import Store
 from serve.metrics import LATENCY, Tally
-from tests.serve.handmade import publish
+from tests.bucket import publish
 from tests.serve.server import ServeProcess, start_serve
 
 HEAD_OK = 'hubmirror_serve_requests_total{method="HEAD",route="resolve",status="200"}'

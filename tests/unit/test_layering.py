@@ -1,4 +1,4 @@
-"""The rooms of the code import only downward: mirror_core is a plain library (the demo hub: tests/upstream)."""
+"""The rooms of the code import only downward: mirror_core is a plain library (fake hub: tests/demohub_contract)."""
 
 from __future__ import annotations
 

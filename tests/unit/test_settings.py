@@ -13,14 +13,14 @@ def clean_env(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
-def test_defaults():
+def test_defaults_are_the_public_hub_without_token():
     s = load_settings()
     assert s.upstream_url == "https://huggingface.co"
     assert s.s3_bucket == "hubmirror"
     assert s.token is None
 
 
-def test_environment_names(monkeypatch):
+def test_environment_names_set_upstream_s3_and_token(monkeypatch):
     monkeypatch.setenv("HUBMIRROR_UPSTREAM_URL", "http://127.0.0.1:1234/")
     monkeypatch.setenv("HUBMIRROR_S3_ENDPOINT", "http://127.0.0.1:9000")
     monkeypatch.setenv("HUBMIRROR_S3_BUCKET", "mirror-a")

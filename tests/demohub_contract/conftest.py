@@ -1,4 +1,4 @@
-"""Fixtures of the upstream tests: the real huggingface_hub client pointed at the session's fake hub."""
+"""Fixtures of the fake hub contract tests: the real huggingface_hub client pointed at the session's fake hub."""
 
 from __future__ import annotations
 
