@@ -434,12 +434,8 @@ class _PartUploader:
     """Parts go to the final key in parallel; the object appears only if `complete()` is called."""
 
     def __init__(self, store: Store, key: str, workers: int = UPLOAD_WORKERS) -> None:
-        self.client, self.bucket, self.key = store.client, store.bucket, key
-        try:
-            self.upload_id = self.client._create_multipart_upload(
-                self.bucket, key, {"Content-Type": "application/octet-stream"})
-        except Exception as exc:
-            raise StorageError(f"S3: cannot start the upload of {key} ({type(exc).__name__}: {exc})") from exc
+        self.store, self.key = store, key
+        self.upload_id = store.start_upload(key)
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="hubmirror-part")
         self.futures: list[Future[Part]] = []
         self.error: BaseException | None = None
@@ -447,8 +443,7 @@ class _PartUploader:
     def put(self, number: int, data: memoryview, release: Callable[[], None]) -> None:
         def task() -> Part:
             try:
-                etag = self.client._upload_part(self.bucket, self.key, data, None, self.upload_id, number)
-                return Part(number, etag)
+                return self.store.upload_part(self.key, self.upload_id, number, data)
             except BaseException as exc:
                 self.error = exc
                 raise
@@ -461,11 +456,9 @@ class _PartUploader:
         self.futures.append(future)
 
     def complete(self) -> None:
+        """Make the object visible; a failed part or completion is a StorageError."""
         try:
-            parts = [f.result() for f in self.futures]
-            self.client._complete_multipart_upload(self.bucket, self.key, self.upload_id, parts)
-        except Exception as exc:
-            raise StorageError(f"S3: upload of {self.key} failed ({type(exc).__name__}: {exc})") from exc
+            self.store.complete_upload(self.key, self.upload_id, [f.result() for f in self.futures])
         finally:
             self.pool.shutdown(wait=True)
 
@@ -473,10 +466,8 @@ class _PartUploader:
         for future in self.futures:
             future.cancel()
         self.pool.shutdown(wait=True)
-        try:
-            self.client._abort_multipart_upload(self.bucket, self.key, self.upload_id)
-        except Exception:  # noqa: BLE001 - an unfinished upload is invisible; GC of uploads can clean it
-            pass
+        with contextlib.suppress(StorageError):  # an unfinished upload is invisible; GC of uploads can clean it
+            self.store.abort_upload(self.key, self.upload_id)
 
 
 _END = object()
