@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO, TypeVar
@@ -229,15 +229,16 @@ class Store:
 
     def upload_part(self, key: str, upload_id: str, number: int, data: bytes | memoryview) -> Part:
         try:
-            etag = self.client._upload_part(self.bucket, key, data, None, upload_id, number)
+            # minio annotates bytes, but urllib3 sends any buffer: a memoryview part is not copied.
+            etag = self.client._upload_part(self.bucket, key, data, None, upload_id, number)  # type: ignore[arg-type]
         except Exception as exc:
             raise self._fail(exc, f"upload of part {number} of {key}") from exc
         return Part(number, etag)
 
-    def complete_upload(self, key: str, upload_id: str, parts: list[Part]) -> None:
+    def complete_upload(self, key: str, upload_id: str, parts: Iterable[Part]) -> None:
         """Make the object visible from its uploaded parts (in part-number order)."""
         try:
-            self.client._complete_multipart_upload(self.bucket, key, upload_id, parts)
+            self.client._complete_multipart_upload(self.bucket, key, upload_id, list(parts))
         except Exception as exc:
             raise self._fail(exc, f"completing the upload of {key}") from exc
 
