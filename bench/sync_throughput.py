@@ -40,10 +40,10 @@ import hf_transfer  # noqa: E402
 from hubmirror.demohub.corpus import LARGE_MODEL  # noqa: E402
 from hubmirror.demohub.server import start_fakehub  # noqa: E402
 from hubmirror.embedded_s3 import start_embedded_s3  # noqa: E402
+from mirror_core.bodies import BodyClient  # noqa: E402
 from mirror_core.layout import RepoRef  # noqa: E402
 from mirror_core.settings import load_settings  # noqa: E402
 from mirror_core.store import Store  # noqa: E402
-from mirror_core.transfer import BodyClient  # noqa: E402
 from mirror_core.upstream import Upstream  # noqa: E402
 
 MIB = 1024 * 1024

@@ -3,7 +3,7 @@
 The upstream's own origin is trusted with the service token. Anything the upstream points us at
 elsewhere (a redirect, a pagination `Link`, a CDN) is followed only if its host is listed in
 `transfer.allowed_redirect_hosts`, never downgrades https to http, and never receives the token.
-Shared by the metadata client (upstream.py) and the body engines (transfer.py).
+Shared by the metadata client (upstream.py) and the body client (bodies.py).
 """
 
 from __future__ import annotations

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 from urllib.parse import urlsplit
 
 import urllib3
 from minio import Minio
+from minio.datatypes import Part
 from minio.error import S3Error
 from minio.helpers import DictType
 
@@ -26,6 +27,7 @@ from mirror_core.settings import S3Settings
 
 _MISSING = {"NoSuchKey", "NoSuchObject", "NoSuchVersion"}
 _CONFLICT = {"PreconditionFailed", "ConditionalRequestConflict"}
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -107,14 +109,9 @@ class Store:
     # -- objects -----------------------------------------------------------------------------
 
     def stat(self, key: str) -> ObjectInfo | None:
-        try:
-            st = self.client.stat_object(self.bucket, key)
-        except S3Error as exc:
-            if exc.code in _MISSING:
-                return None
-            raise self._fail(exc, f"stat {key}") from exc
-        except Exception as exc:
-            raise self._fail(exc, f"stat {key}") from exc
+        st = self._unless_missing(f"stat {key}", lambda: self.client.stat_object(self.bucket, key))
+        if st is None:
+            return None
         return ObjectInfo(key, st.size or 0, (st.etag or "").strip('"'), st.last_modified)
 
     def exists(self, key: str) -> bool:
@@ -126,20 +123,16 @@ class Store:
 
     def get_with_etag(self, key: str) -> tuple[bytes, str] | None:
         """An object's bytes and the ETag they were read with, for a later `put_if` on that version."""
-        response = None
+        response = self.open(key)
+        if response is None:
+            return None
         try:
-            response = self.client.get_object(self.bucket, key)
             return response.read(decode_content=False), response.headers.get("ETag", "")
-        except S3Error as exc:
-            if exc.code in _MISSING:
-                return None
-            raise self._fail(exc, f"read {key}") from exc
         except Exception as exc:
             raise self._fail(exc, f"read {key}") from exc
         finally:
-            if response is not None:
-                response.close()
-                response.release_conn()
+            response.close()
+            response.release_conn()
 
     def put_if(self, key: str, data: bytes, etag: str | None, content_type: str = "application/json") -> None:
         """Write `key` only if it still has this ETag (None: only if it does not exist yet).
@@ -163,14 +156,19 @@ class Store:
 
     def open(self, key: str, offset: int = 0, length: int = 0) -> urllib3.BaseHTTPResponse | None:
         """A streaming body (caller closes and releases it); `length=0` reads to the end."""
+        return self._unless_missing(f"read {key}",
+                                    lambda: self.client.get_object(self.bucket, key, offset=offset, length=length))
+
+    def _unless_missing(self, what: str, fn: Callable[[], T]) -> T | None:
+        """`fn()`, or None if the object does not exist; any other failure is a StorageError."""
         try:
-            return self.client.get_object(self.bucket, key, offset=offset, length=length)
+            return fn()
         except S3Error as exc:
             if exc.code in _MISSING:
                 return None
-            raise self._fail(exc, f"read {key}") from exc
+            raise self._fail(exc, what) from exc
         except Exception as exc:
-            raise self._fail(exc, f"read {key}") from exc
+            raise self._fail(exc, what) from exc
 
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
         return self.put_stream(key, io.BytesIO(data), len(data), content_type)
@@ -221,6 +219,30 @@ class Store:
                 key_marker, upload_marker = page.next_key_marker, page.next_upload_id_marker
         except Exception as exc:
             raise self._fail(exc, f"list unfinished uploads under {prefix}") from exc
+
+    # -- multipart uploads (the verified upload pipeline's parts; the object appears only on complete) ----
+
+    def start_upload(self, key: str, content_type: str = "application/octet-stream") -> str:
+        """Begin a multipart upload of `key`; its upload id."""
+        try:
+            return self.client._create_multipart_upload(self.bucket, key, {"Content-Type": content_type})
+        except Exception as exc:
+            raise self._fail(exc, f"start the upload of {key}") from exc
+
+    def upload_part(self, key: str, upload_id: str, number: int, data: bytes | memoryview) -> Part:
+        try:
+            # minio annotates bytes, but urllib3 sends any buffer: a memoryview part is not copied.
+            etag = self.client._upload_part(self.bucket, key, data, None, upload_id, number)  # type: ignore[arg-type]
+        except Exception as exc:
+            raise self._fail(exc, f"upload of part {number} of {key}") from exc
+        return Part(number, etag)
+
+    def complete_upload(self, key: str, upload_id: str, parts: Iterable[Part]) -> None:
+        """Make the object visible from its uploaded parts (in part-number order)."""
+        try:
+            self.client._complete_multipart_upload(self.bucket, key, upload_id, list(parts))
+        except Exception as exc:
+            raise self._fail(exc, f"completing the upload of {key}") from exc
 
     def abort_upload(self, key: str, upload_id: str) -> None:
         try:

@@ -1,11 +1,11 @@
 """Transfer engines: the only way a file body enters the bucket, always verified before it is visible.
 
-A body is fetched through the upstream's `resolve/<sha>/<path>` URL. Redirects are followed by
-hand, only to allowed hosts, and the token goes only to the upstream's own origin (never to a CDN).
-Bodies whose sha256 the upstream publishes (LFS) are multipart-uploaded straight to their final
-`blob_key` while they stream in, and the upload is completed only if the streamed hash matches;
-otherwise it is aborted, so a wrong body never appears. Regular files are hashed (git blob sha1
-and sha256) before being put. Two engines:
+A body is fetched through the upstream's `resolve/<sha>/<path>` URL by `bodies.BodyClient` (redirects
+only to allowed hosts, the token only on the upstream's own origin, signed URLs reused). Bodies whose
+sha256 the upstream publishes (LFS) are multipart-uploaded straight to their final `blob_key` while
+they stream in, and the upload is completed only if the streamed hash matches; otherwise it is
+aborted, so a wrong body never appears. Regular files are hashed (git blob sha1 and sha256) before
+being put. Two engines:
 
 - `stream`: a few connections fetch part-sized ranges; each part is uploaded as soon as it arrives
   while the parts are hashed in order, so download, hashing and upload overlap. A dropped
@@ -31,42 +31,25 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any, BinaryIO, Protocol, cast
-from urllib.parse import parse_qsl, urljoin, urlsplit
 
-import urllib3
 from minio.datatypes import Part
 
-from mirror_core.errors import (
-    GatedRepoError,
-    HubmirrorError,
-    IntegrityError,
-    RateLimitedError,
-    StorageError,
-    UpstreamAuthError,
-    UpstreamError,
-    UpstreamNotFoundError,
-)
+from mirror_core.bodies import RANGE_CONNECTIONS, BodyClient, RangeNotSupported
+from mirror_core.errors import HubmirrorError, IntegrityError, StorageError, UpstreamError
 from mirror_core.hashing import BodyHasher
 from mirror_core.layout import RepoRef, blob_key, validate_path
-from mirror_core.origins import check_hop, hostname, same_origin
 from mirror_core.settings import Settings
 from mirror_core.store import Store
-from mirror_core.upstream import MAX_REDIRECTS, REDIRECT_STATUSES, RETRY_STATUSES, Upstream, retry_after_seconds
+from mirror_core.upstream import Upstream
 
-CHUNK = 1024 * 1024
 UPLOAD_WORKERS = 4
 BUFFER_BUDGET = 128 * 1024**2  # part buffers held at once by the whole process, all files together
-RANGE_CONNECTIONS = 4  # parallel ranged GETs per large body (stream engine)
 INTEGRITY_ATTEMPTS = 2  # a body that fails its hash is fetched once more before the file fails
-EXPIRY_MARGIN = 2.0  # seconds: a signed URL this close to its stated expiry is renewed before use
-_REFUSED = (401, 403, 410)  # a CDN's answers to an expired or revoked signed URL
 log = logging.getLogger(__name__)
 
 
@@ -87,293 +70,6 @@ class FetchResult:
     size: int
     bytes_fetched: int
     reused: bool
-
-
-# -- HTTP bodies --------------------------------------------------------------------------------
-
-class RangeNotSupported(UpstreamError):
-    """The server answered a ranged GET with the whole body."""
-
-
-class _Retry(Exception):
-    """A transient failure: wait (the server's Retry-After if it gave one) and try again."""
-
-    def __init__(self, message: str, retry_after: float | None = None, status: int | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-        self.status = status
-
-
-class _Signed:
-    """A body's final (signed CDN) URL, reused for every range of the file until it expires or is refused."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        expires = url_expiry(url)
-        # A URL that looks dead on arrival means our clock and the CDN's disagree (or a tiny lifetime):
-        # then only the CDN's refusal tells, else every range would resolve again.
-        self.expires = expires if expires is not None and expires - EXPIRY_MARGIN > time.time() else None
-
-    def stale(self) -> bool:
-        return self.expires is not None and self.expires - EXPIRY_MARGIN <= time.time()
-
-
-def url_expiry(url: str) -> float | None:
-    """When a signed URL stops working, if it says: `Expires=<unix time>` (CloudFront, S3 v2, the fake hub's
-    CDN) or `X-Amz-Date` + `X-Amz-Expires` (S3 SigV4). None when unknown: the CDN's refusal tells us then."""
-    query = {k.lower(): v for k, v in parse_qsl(urlsplit(url).query)}
-    expires = query.get("expires", "")
-    if expires.isdigit():
-        return float(expires)
-    date, ttl = query.get("x-amz-date", ""), query.get("x-amz-expires", "")
-    if date and ttl.isdigit():
-        try:
-            return datetime.strptime(date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp() + int(ttl)
-        except ValueError:
-            return None
-    return None
-
-
-class BodyClient:
-    """Opens body downloads through resolve URLs with the mirror's redirect, auth and retry rules.
-
-    A file is resolved once: the signed URL the upstream redirects to is kept and reused for every
-    range of that file (one `/resolve` per file, not per part, which is what the upstream's rate
-    limit counts), until it is about to expire or the CDN refuses it; then it is resolved again,
-    once. Threads fetching ranges of the same file wait for one resolve instead of each sending one.
-    """
-
-    def __init__(self, settings: Settings, upstream: Upstream) -> None:
-        self.upstream = upstream
-        self.allowed = list(settings.transfer.allowed_redirect_hosts)
-        self.policy = upstream.policy
-        self.http = urllib3.PoolManager(
-            num_pools=8, maxsize=settings.transfer.concurrency * RANGE_CONNECTIONS + 4, retries=False,
-            timeout=urllib3.Timeout(connect=10, read=settings.transfer.timeout),
-        )
-        self._signed: dict[tuple[str, ...], _Signed] = {}
-        self._locks: dict[tuple[str, ...], threading.Lock] = {}
-        self._guard = threading.Lock()
-
-    def _headers(self, url: str, start: int, end: int | None = None) -> dict[str, str]:
-        headers = {"Accept-Encoding": "identity", "User-Agent": "hubmirror"}
-        if self.upstream.token and same_origin(url, self.upstream.endpoint):
-            headers["Authorization"] = f"Bearer {self.upstream.token}"
-        if start or end is not None:
-            headers["Range"] = f"bytes={start}-{'' if end is None else end}"
-        return headers
-
-    @staticmethod
-    def _key(repo: RepoRef, sha: str, path: str) -> tuple[str, ...]:
-        return repo.type, repo.repo_id, sha, path
-
-    def _lock(self, key: tuple[str, ...]) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(key, threading.Lock())
-
-    def forget(self, repo: RepoRef, sha: str, path: str) -> None:
-        """The file is done: drop its signed URL (keeps the cache as small as the files in flight)."""
-        key = self._key(repo, sha, path)
-        with self._guard:
-            self._signed.pop(key, None)
-            self._locks.pop(key, None)
-
-    def open(self, repo: RepoRef, sha: str, path: str, start: int = 0,
-             end: int | None = None) -> tuple[urllib3.BaseHTTPResponse, str]:
-        """GET the body from `start` (inclusive `end`), following allowed redirects; (response, final URL).
-
-        Uses the file's signed URL if one is known and fresh, else resolves (once, whatever the number
-        of threads asking). Raises _Retry for transient failures, an UpstreamError subclass for final ones.
-        """
-        key = self._key(repo, sha, path)
-        what = f"{repo}@{sha[:12]}/{path}"
-        refused: _Signed | None = None
-        for _ in range(2):
-            with self._lock(key):
-                signed = self._signed.get(key)
-                if signed is None or signed is refused or signed.stale():
-                    return self._resolve(key, what, self.upstream.resolve_url(repo, sha, path), start, end)
-            response, url = self._follow(what, signed.url, start, end)
-            if not self._refused(response, url):
-                return self._accept(what, response, url)
-            _discard(response)
-            refused = signed  # expired early, revoked or clock skew: resolve again (once)
-        assert refused is not None  # both rounds either returned or refused a signed URL
-        raise _Retry(f"{what}: {hostname(refused.url)} refused two signed URLs in a row; re-resolving")
-
-    def _resolve(self, key: tuple[str, ...], what: str, resolve_url: str, start: int,
-                 end: int | None) -> tuple[urllib3.BaseHTTPResponse, str]:
-        """GET through the upstream's resolve URL (the caller holds the file's lock) and keep where it led."""
-        self._signed.pop(key, None)
-        response, url = self._follow(what, resolve_url, start, end)
-        if self._refused(response, url):
-            status = response.status
-            _discard(response)
-            raise _Retry(f"{what}: {hostname(url)} refused the signed URL ({status}); re-resolving", None, status)
-        if url != resolve_url and response.status in (200, 206):
-            self._signed[key] = _Signed(url)
-        return self._accept(what, response, url)
-
-    def _refused(self, response: urllib3.BaseHTTPResponse, url: str) -> bool:
-        """A CDN refusing a signed URL (expired, revoked, clock skew): resolving again signs a fresh one."""
-        return response.status in _REFUSED and not same_origin(url, self.upstream.endpoint)
-
-    @staticmethod
-    def _accept(what: str, response: urllib3.BaseHTTPResponse, url: str) -> tuple[urllib3.BaseHTTPResponse, str]:
-        if response.status in (200, 206):
-            return response, url
-        raise _status_error(what, response)
-
-    def _follow(self, what: str, url: str, start: int, end: int | None) -> tuple[urllib3.BaseHTTPResponse, str]:
-        """GET `url`, following redirects only to allowed hosts; the first non-redirect answer and its URL."""
-        for _ in range(MAX_REDIRECTS + 1):
-            try:
-                response = self.http.request("GET", url, headers=self._headers(url, start, end), redirect=False,
-                                             preload_content=False, decode_content=False)
-            except (urllib3.exceptions.HTTPError, OSError) as exc:
-                raise _Retry(f"{what}: connection to {hostname(url)} failed ({type(exc).__name__}: {exc})") from exc
-            if response.status not in REDIRECT_STATUSES:
-                return response, url
-            location = response.headers.get("location")
-            _discard(response)
-            if not location:
-                raise UpstreamError(f"{what}: redirect {response.status} without a Location header")
-            target = urljoin(url, location)
-            check_hop(what, url, target, self.upstream.endpoint, self.allowed)
-            url = target
-        raise UpstreamError(f"{what}: more than {MAX_REDIRECTS} redirects")
-
-    def final_url(self, repo: RepoRef, sha: str, path: str) -> tuple[str, dict[str, str]]:
-        """Where the body really lives, and the headers to GET it with (for engines that fetch it themselves)."""
-        response, url = self._with_retries(f"{repo}/{path}", lambda: self.open(repo, sha, path, 0, 0))
-        _drop(response, complete=False)
-        headers = self._headers(url, 0)
-        headers.pop("Range", None)
-        return url, headers
-
-    def _with_retries(self, what: str, fn: Callable[[], Any]) -> Any:
-        for attempt in range(self.policy.max_retries + 1):
-            try:
-                return fn()
-            except _Retry as exc:
-                if attempt >= self.policy.max_retries:
-                    raise _exhausted(what, exc, attempt + 1) from exc
-                self.policy.sleep(self.policy.delay(attempt, exc.retry_after))
-        raise AssertionError("unreachable")
-
-    def iter_body(self, repo: RepoRef, sha: str, path: str, size: int, start: int = 0,
-                  on_bytes: Callable[[int], None] | None = None, stop: int | None = None) -> Iterator[bytes]:
-        """The bytes [start, stop or size) of a body, resuming with Range after drops (on the file's signed
-        URL while it is valid, else resolved again). Yields exactly that many bytes, or raises.
-
-        With `stop` (a ranged part), a server that ignores Range raises RangeNotSupported so that the
-        caller can fall back to one sequential stream instead of downloading the body once per part.
-        """
-        stop = size if stop is None else stop
-        ranged = stop < size
-        pos = start
-        failures = 0
-        max_failures = self.policy.max_retries
-        what = f"{repo}@{sha[:12]}/{path}"
-        while pos < stop:
-            try:
-                response, _ = self.open(repo, sha, path, pos, stop - 1 if ranged else None)
-                try:
-                    if response.status == 200 and ranged:
-                        raise RangeNotSupported(f"{what}: the server ignores Range requests")
-                    skip = _range_skip(what, response, pos)
-                    for chunk in response.stream(CHUNK, decode_content=False):
-                        if skip:
-                            cut = min(skip, len(chunk))
-                            chunk, skip = chunk[cut:], skip - cut
-                            if not chunk:
-                                continue
-                        if pos + len(chunk) > stop:
-                            raise IntegrityError(f"{what}: the upstream sent more than the {stop - start} bytes "
-                                                 f"asked for (body of {size} bytes)")
-                        pos += len(chunk)
-                        failures = 0
-                        if on_bytes is not None:
-                            on_bytes(len(chunk))
-                        yield chunk
-                finally:
-                    _drop(response, complete=pos >= stop)
-                if pos < stop:
-                    raise _Retry(f"{what}: the connection ended at byte {pos} of {size}")
-            except _Retry as exc:
-                if failures >= max_failures:
-                    raise _exhausted(what, exc, failures + 1) from exc
-                self.policy.sleep(self.policy.delay(failures, exc.retry_after))
-                failures += 1
-            except (urllib3.exceptions.HTTPError, OSError) as exc:
-                if failures >= max_failures:
-                    raise UpstreamError(f"{what}: download kept failing at byte {pos} of {size} "
-                                        f"({type(exc).__name__}: {exc})") from exc
-                self.policy.sleep(self.policy.delay(failures))
-                failures += 1
-
-    def close(self) -> None:
-        self.http.clear()
-
-
-def _discard(response: urllib3.BaseHTTPResponse) -> None:
-    """Done with a redirect or error answer: keep the connection if its body is small, else close it."""
-    length = response.headers.get("content-length", "")
-    _drop(response, complete=length.isdigit() and int(length) <= 64 * 1024)
-
-
-def _drop(response: urllib3.BaseHTTPResponse, complete: bool) -> None:
-    """Release a response; a body left unread is closed rather than drained (it may be gigabytes)."""
-    try:
-        if complete:
-            response.drain_conn()
-        else:
-            response.close()
-    except Exception:  # noqa: BLE001 - a connection we give up on may be broken; closing is enough
-        response.close()
-    response.release_conn()
-
-
-def _range_skip(what: str, response: urllib3.BaseHTTPResponse, pos: int) -> int:
-    """Bytes to drop from the start of the response so that it continues at `pos`."""
-    if response.status == 206:
-        content_range = response.headers.get("content-range", "")
-        try:
-            first = int(content_range.split()[1].split("-")[0])
-        except (IndexError, ValueError):
-            raise _Retry(f"{what}: unreadable Content-Range {content_range!r}") from None
-        if first > pos:
-            raise _Retry(f"{what}: asked for bytes from {pos}, got a range starting at {first}")
-        return pos - first
-    return pos  # 200: the server ignored Range and sends from byte 0
-
-
-def _status_error(what: str, response: urllib3.BaseHTTPResponse) -> Exception:
-    status = response.status
-    code = response.headers.get("x-error-code", "")
-    message = response.headers.get("x-error-message", "")
-    retry_after = retry_after_seconds(response.headers) if status == 429 else None
-    _discard(response)
-    detail = f"{status}{' ' + code if code else ''}{': ' + message if message else ''}"
-    if code == "GatedRepo":
-        return GatedRepoError(f"{what}: the repo is gated and the service token has no access ({detail})")
-    if code in ("RepoNotFound", "EntryNotFound", "RevisionNotFound") or status == 404:
-        return UpstreamNotFoundError(f"{what}: not found on the upstream ({detail})")
-    if status in (401, 403):
-        return UpstreamAuthError(f"{what}: the upstream refused the service token ({detail}); "
-                                 "check HUBMIRROR_UPSTREAM_TOKEN")
-    if status == 416:
-        return IntegrityError(f"{what}: the upstream's body is shorter than it announced ({detail})")
-    if status in RETRY_STATUSES:
-        return _Retry(f"{what}: upstream answered {detail}", retry_after, status)
-    return UpstreamError(f"{what}: upstream answered {detail}")
-
-
-def _exhausted(what: str, exc: _Retry, attempts: int) -> UpstreamError:
-    if exc.status == 429:
-        return RateLimitedError(f"{what}: still rate limited (429) after {attempts} attempts; "
-                                "lower transfer.concurrency or wait", exc.retry_after)
-    return UpstreamError(f"{what}: gave up after {attempts} attempts: {exc}")
 
 
 # -- bounded part buffers ------------------------------------------------------------------------
@@ -439,12 +135,8 @@ class _PartUploader:
     """Parts go to the final key in parallel; the object appears only if `complete()` is called."""
 
     def __init__(self, store: Store, key: str, workers: int = UPLOAD_WORKERS) -> None:
-        self.client, self.bucket, self.key = store.client, store.bucket, key
-        try:
-            self.upload_id = self.client._create_multipart_upload(
-                self.bucket, key, {"Content-Type": "application/octet-stream"})
-        except Exception as exc:
-            raise StorageError(f"S3: cannot start the upload of {key} ({type(exc).__name__}: {exc})") from exc
+        self.store, self.key = store, key
+        self.upload_id = store.start_upload(key)
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="hubmirror-part")
         self.futures: list[Future[Part]] = []
         self.error: BaseException | None = None
@@ -452,10 +144,7 @@ class _PartUploader:
     def put(self, number: int, data: memoryview, release: Callable[[], None]) -> None:
         def task() -> Part:
             try:
-                # minio's stub says bytes; its HTTP layer sends any buffer, and a view spares a copy of the part
-                etag = self.client._upload_part(self.bucket, self.key, data, None, self.upload_id,  # type: ignore[arg-type]
-                                                number)
-                return Part(number, etag)
+                return self.store.upload_part(self.key, self.upload_id, number, data)
             except BaseException as exc:
                 self.error = exc
                 raise
@@ -468,11 +157,9 @@ class _PartUploader:
         self.futures.append(future)
 
     def complete(self) -> None:
+        """Make the object visible; a failed part or completion is a StorageError."""
         try:
-            parts = [f.result() for f in self.futures]
-            self.client._complete_multipart_upload(self.bucket, self.key, self.upload_id, parts)
-        except Exception as exc:
-            raise StorageError(f"S3: upload of {self.key} failed ({type(exc).__name__}: {exc})") from exc
+            self.store.complete_upload(self.key, self.upload_id, [f.result() for f in self.futures])
         finally:
             self.pool.shutdown(wait=True)
 
@@ -480,10 +167,8 @@ class _PartUploader:
         for future in self.futures:
             future.cancel()
         self.pool.shutdown(wait=True)
-        try:
-            self.client._abort_multipart_upload(self.bucket, self.key, self.upload_id)
-        except Exception:  # noqa: BLE001 - an unfinished upload is invisible; GC of uploads can clean it
-            pass
+        with contextlib.suppress(StorageError):  # an unfinished upload is invisible; GC of uploads can clean it
+            self.store.abort_upload(self.key, self.upload_id)
 
 
 _END = object()

@@ -1,8 +1,7 @@
 """The upstream hub's metadata API, on huggingface_hub's HfApi and HTTP session, with upstream manners.
 
-Every call goes through one retry loop: 429 waits for `Retry-After` (or HF's `RateLimit` header),
-5xx and network errors back off exponentially, and auth errors are raised at once as
-UpstreamAuthError because retrying a refused token only burns the rate limit. Repo info, refs,
+Every call goes through the retry policy and status mapping of retry.py (shared with body downloads):
+429 waits for `Retry-After`, 5xx and network errors back off, auth errors are raised at once. Repo info, refs,
 trees and commit logs are kept as the raw JSON the upstream sent, because manifests store them for
 serve to answer HF clients with the same fields.
 
@@ -14,10 +13,7 @@ origin or `transfer.allowed_redirect_hosts` (without the token there), and listi
 
 from __future__ import annotations
 
-import email.utils
-import itertools
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -26,76 +22,22 @@ from urllib.parse import quote, urljoin
 
 import httpx
 import httpx2
-from huggingface_hub.errors import (
-    EntryNotFoundError,
-    HfHubHTTPError,
-    OfflineModeIsEnabled,
-    RepositoryNotFoundError,
-    RevisionNotFoundError,
-)
-from huggingface_hub.errors import GatedRepoError as HfGatedRepoError
-from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status, parse_ratelimit_headers
+from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
-from mirror_core.errors import (
-    GatedRepoError,
-    RateLimitedError,
-    UpstreamAuthError,
-    UpstreamError,
-    UpstreamNotFoundError,
-    UpstreamRevisionNotFoundError,
-)
+from mirror_core.errors import GatedRepoError, UpstreamAuthError, UpstreamError, UpstreamNotFoundError
 from mirror_core.layout import URL_PREFIXES, RepoRef, RepoType
 from mirror_core.manifest import REF_KINDS
 from mirror_core.origins import check_hop, same_origin
+from mirror_core.retry import RetryPolicy, Transient, status_error
 from mirror_core.settings import Settings
 
 T = TypeVar("T")
 Params = dict[str, Any] | list[tuple[str, Any]] | None  # query parameters; a list where keys repeat (expand)
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_REDIRECTS = 10
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _REF_FIELDS = {kind: "pullRequests" if kind == "pull_requests" else kind for kind in REF_KINDS}  # the Hub's JSON names
 NETWORK_ERRORS = (httpx2.TransportError, httpx.TransportError, ConnectionError, TimeoutError)
-
-
-def retry_after_seconds(headers: Any) -> float | None:
-    """Seconds the server asked us to wait: `Retry-After` (seconds or HTTP date) or HF's `RateLimit`."""
-    value = headers.get("retry-after") if headers is not None else None
-    if value:
-        value = value.strip()
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            pass
-        try:
-            return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-        except (TypeError, ValueError):
-            pass  # unreadable: fall back to the RateLimit header, else the caller's own backoff
-    info = parse_ratelimit_headers(headers) if headers is not None else None
-    if info is not None and info.remaining == 0:
-        return float(info.reset_in_seconds)
-    return None
-
-
-@dataclass
-class RetryPolicy:
-    """How long to wait before the next attempt; shared by metadata calls and body transfers."""
-
-    max_retries: int = 5
-    base: float = 1.0
-    cap: float = 60.0
-    sleep: Callable[[float], None] = time.sleep
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RetryPolicy:
-        t = settings.transfer
-        return cls(max_retries=t.max_retries, base=t.backoff_base, cap=t.max_wait)
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Wait before retry number `attempt` (0-based): the server's wish if given, else 2^n backoff."""
-        if retry_after is not None:
-            return min(retry_after, self.cap)
-        return min(self.base * (2 ** attempt), self.cap)
 
 
 @dataclass(frozen=True)
@@ -164,34 +106,22 @@ class Upstream:
 
     def call(self, what: str, fn: Callable[[], T]) -> T:
         """Run one upstream request with the retry policy; map failures to mirror_core errors."""
-        for attempt in itertools.count():
+        def attempt() -> T:
             self._count()
             try:
                 return fn()
             except HfHubHTTPError as exc:
-                status = exc.response.status_code if exc.response is not None else None
-                fatal = _fatal_error(what, exc, status)
-                if fatal is not None:
-                    raise fatal from exc
-                retry_after = retry_after_seconds(exc.response.headers) if status == 429 else None
-                if attempt >= self.policy.max_retries:
-                    if status == 429:
-                        raise RateLimitedError(
-                            f"{what}: the upstream kept answering 429 (rate limited) after {attempt + 1} attempts; "
-                            "lower the sync concurrency or wait", retry_after) from exc
-                    raise UpstreamError(f"{what}: upstream answered {status} after {attempt + 1} attempts") from exc
-                self.policy.sleep(self.policy.delay(attempt, retry_after))
+                response = exc.response
+                raise status_error(what, response.status_code if response is not None else None,
+                                   response.headers if response is not None else None, _message(exc)) from exc
             except OfflineModeIsEnabled as exc:
                 raise UpstreamError(f"{what}: huggingface_hub is in offline mode; unset HF_HUB_OFFLINE to sync") \
                     from exc
             except NETWORK_ERRORS as exc:
-                if attempt >= self.policy.max_retries:
-                    raise UpstreamError(
-                        f"{what}: upstream {self.endpoint} unreachable after {attempt + 1} attempts "
-                        f"({type(exc).__name__}: {exc})"
-                    ) from exc
-                self.policy.sleep(self.policy.delay(attempt))
-        raise AssertionError("unreachable")
+                raise Transient(f"{what}: upstream {self.endpoint} unreachable ({type(exc).__name__}: {exc})") \
+                    from exc
+
+        return self.policy.run(what, attempt)
 
     def _get(self, what: str, url: str, params: Params = None) -> httpx2.Response:
         """GET with redirects followed by hand, only where the upstream may send us (token only on its origin)."""
@@ -359,30 +289,6 @@ def _summary(item: dict[str, Any]) -> dict:
         "likes": item.get("likes"),
         "info": item,
     }
-
-
-def _fatal_error(what: str, exc: HfHubHTTPError, status: int | None) -> UpstreamError | None:
-    """The mirror_core error for a response retrying cannot fix, or None if it is worth retrying."""
-    detail = _message(exc)
-    if isinstance(exc, HfGatedRepoError):
-        return GatedRepoError(f"{what}: the repo is gated and the service token has no access ({detail}); "
-                              "request access for the token's account or leave the repo out")
-    if isinstance(exc, RevisionNotFoundError):
-        return UpstreamRevisionNotFoundError(f"{what}: revision not found on the upstream ({detail})")
-    if isinstance(exc, EntryNotFoundError):
-        return UpstreamNotFoundError(f"{what}: file not found on the upstream ({detail})")
-    if isinstance(exc, RepositoryNotFoundError) and exc.response is not None \
-            and exc.response.headers.get("x-error-code") == "RepoNotFound":
-        return UpstreamNotFoundError(f"{what}: repo not found on the upstream, or private to another account "
-                                     f"({detail}); check the id and type")
-    if status in (401, 403):
-        return UpstreamAuthError(f"{what}: the upstream refused the service token ({status}: {detail}); "
-                                 "check HUBMIRROR_UPSTREAM_TOKEN")
-    if isinstance(exc, RepositoryNotFoundError) or status == 404:
-        return UpstreamNotFoundError(f"{what}: not found on the upstream ({detail})")
-    if status is not None and status not in RETRY_STATUSES:
-        return UpstreamError(f"{what}: upstream answered {status} ({detail})")
-    return None
 
 
 def _message(exc: HfHubHTTPError) -> str:

@@ -163,8 +163,8 @@ def test_gc_marks_again_what_a_racing_publish_names(bucket_settings, store, monk
 def test_gc_aborts_uploads_a_killed_sync_left_unfinished(bucket_settings, store):
     """Parts of an upload nobody will complete take space forever unless gc aborts them."""
     key = blob_key(hashlib.sha256(b"never finished").hexdigest())
-    upload_id = store.client._create_multipart_upload(store.bucket, key, {})
-    store.client._upload_part(store.bucket, key, b"x" * (5 * 1024 * 1024), None, upload_id, 1)
+    upload_id = store.start_upload(key)
+    store.upload_part(key, upload_id, 1, b"x" * (5 * 1024 * 1024))
     assert [u[:2] for u in store.list_uploads("blobs/")] == [(key, upload_id)]
 
     young = collect_garbage(bucket_settings, store, grace_seconds=3600, write_report=False)

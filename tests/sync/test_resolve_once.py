@@ -9,10 +9,10 @@ from urllib.parse import parse_qs
 import pytest
 
 from hubmirror.demohub.corpus import LARGE_MODEL
+from mirror_core.bodies import EXPIRY_MARGIN
 from mirror_core.layout import RepoRef
 from mirror_core.store import Store
 from mirror_core.sync import sync_repo
-from mirror_core.transfer import EXPIRY_MARGIN
 from tests.sync.conftest import PART
 from tests.sync.helpers import assert_commit_mirrored
 

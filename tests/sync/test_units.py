@@ -13,11 +13,11 @@ from mirror_core.errors import IntegrityError, InvalidRevisionError
 from mirror_core.hashing import BodyHasher, git_blob_sha1, sha256_hex
 from mirror_core.layout import RepoRef
 from mirror_core.origins import host_matches, redirect_allowed, same_origin
+from mirror_core.retry import RetryPolicy, retry_after_seconds
 from mirror_core.selection import RepoPlan
 from mirror_core.settings import TrendingFilter
 from mirror_core.sync import RepoSyncResult, check_revisions, resolve_targets, trim_info
 from mirror_core.trending import rejection
-from mirror_core.upstream import RetryPolicy, retry_after_seconds
 
 SHA_A, SHA_B, SHA_C = "a" * 40, "b" * 40, "c" * 40
 
@@ -155,8 +155,8 @@ def test_repo_plan_round_trip() -> None:
 
 
 def test_token_goes_only_to_the_upstream_origin() -> None:
+    from mirror_core.bodies import BodyClient
     from mirror_core.settings import load_settings
-    from mirror_core.transfer import BodyClient
     from mirror_core.upstream import Upstream
 
     settings = load_settings(upstream_url="http://127.0.0.1:8000", upstream_token="hf_secret",
@@ -169,7 +169,7 @@ def test_token_goes_only_to_the_upstream_origin() -> None:
 
 
 def test_signed_url_expiry_is_read_from_the_url() -> None:
-    from mirror_core.transfer import url_expiry
+    from mirror_core.bodies import url_expiry
 
     assert url_expiry("https://cdn-lfs.hf.co/x?Expires=1764000000&Signature=s&Key-Pair-Id=k") == 1764000000
     amz = "https://cas-bridge.xethub.hf.co/x?X-Amz-Date=20261203T080000Z&X-Amz-Expires=3600&X-Amz-Signature=s"
@@ -182,7 +182,7 @@ def test_a_signed_url_dead_on_arrival_is_trusted_until_refused() -> None:
     """Clock skew: a fresh URL that looks expired by our clock must not make every range resolve again."""
     import time
 
-    from mirror_core.transfer import _Signed
+    from mirror_core.bodies import _Signed
 
     assert not _Signed(f"https://cdn.example/x?Expires={int(time.time()) - 3600}").stale()
     assert _Signed(f"https://cdn.example/x?Expires={int(time.time()) + 3600}").expires is not None
