@@ -184,7 +184,7 @@ def hidden_ids(catalog: Catalog | None, identity: Identity) -> list[str]:
 async def all_jobs(ctx: AppContext) -> list[JobRef]:
     """Every job, listed at most once per LIST_TTL window (the history only grows, a little staleness is fine)."""
     key = ("jobs", int(time.monotonic() // max(ctx.settings.list_ttl, 0.001)))
-    found = ctx.state.pages.get(key)
+    found: list[JobRef] | None = ctx.state.pages.get(key)
     if found is None:
         found = await ctx.state.run(list_jobs, ctx.store)
         ctx.state.pages.put(key, found, 200 * len(found) + 1)

@@ -110,82 +110,40 @@ class RefsEntry:
 
 
 class LRU(Generic[K, V]):
-    """A dict that forgets its least recently used keys beyond `limit`: clients choose the keys (repo ids,
-    shas), so state keyed by them must not grow with the number of URLs anyone cares to invent."""
+    """A dict that forgets its least recently used keys beyond a total weight (1 per entry unless given):
+    clients choose the keys (repo ids, shas), so state keyed by them must not grow with the number of URLs
+    anyone cares to invent. Items heavier than `max_item` are not kept at all (one must not evict the rest)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, max_item: int | None = None) -> None:
         self.limit = limit
-        self._items: OrderedDict[K, V] = OrderedDict()
+        self.max_item = limit if max_item is None else max_item
+        self.weight = 0
+        self._items: OrderedDict[K, tuple[V, int]] = OrderedDict()
 
     def get(self, key: K) -> V | None:
-        value = self._items.get(key)
-        if value is not None:
-            self._items.move_to_end(key)
-        return value
-
-    def put(self, key: K, value: V) -> None:
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self.limit:
-            self._items.popitem(last=False)
-
-    def pop(self, key: K) -> None:
-        self._items.pop(key, None)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
-class ManifestLRU:
-    """LRU of ManifestViews bounded by the total number of file entries they hold."""
-
-    def __init__(self, max_weight: int) -> None:
-        self.max_weight = max_weight
-        self.weight = 0
-        self._items: OrderedDict[tuple[RepoRef, str], ManifestView] = OrderedDict()
-
-    def get(self, key: tuple[RepoRef, str]) -> ManifestView | None:
-        view = self._items.get(key)
-        if view is not None:
-            self._items.move_to_end(key)
-        return view
-
-    def put(self, key: tuple[RepoRef, str], view: ManifestView) -> None:
-        if key in self._items:
-            return
-        self._items[key] = view
-        self.weight += view.weight
-        while self.weight > self.max_weight and len(self._items) > 1:
-            _, old = self._items.popitem(last=False)
-            self.weight -= old.weight
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
-class BytesLRU:
-    """LRU of serialised answers bounded by their total size (answers about a commit never change)."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.size = 0
-        self._items: OrderedDict[Any, tuple[Any, int]] = OrderedDict()
-
-    def get(self, key: Any) -> Any:
         item = self._items.get(key)
         if item is None:
             return None
         self._items.move_to_end(key)
         return item[0]
 
-    def put(self, key: Any, value: Any, size: int) -> None:
-        if size > self.max_bytes // 4 or key in self._items:
+    def put(self, key: K, value: V, weight: int = 1) -> None:
+        if weight > self.max_item:
             return
-        self._items[key] = (value, size)
-        self.size += size
-        while self.size > self.max_bytes:
+        self.pop(key)
+        self._items[key] = (value, weight)
+        self.weight += weight
+        while self.weight > self.limit and len(self._items) > 1:
             _, (_, old) = self._items.popitem(last=False)
-            self.size -= old
+            self.weight -= old
+
+    def pop(self, key: K) -> None:
+        item = self._items.pop(key, None)
+        if item is not None:
+            self.weight -= item[1]
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 class RepoState:
@@ -199,8 +157,8 @@ class RepoState:
         self.missing_ttl = missing_ttl
         self.list_ttl = list_ttl
         self._refs: LRU[RepoRef, RefsEntry] = LRU(repo_cache_entries)
-        self._manifests = ManifestLRU(manifest_cache_files)
-        self.pages = BytesLRU(page_cache_bytes)
+        self._manifests: LRU[tuple[RepoRef, str], ManifestView] = LRU(manifest_cache_files)  # by file entries
+        self.pages: LRU[Any, Any] = LRU(page_cache_bytes, max_item=page_cache_bytes // 4)  # by answer bytes
         self._missing_commits: LRU[tuple[RepoRef, str], float] = LRU(repo_cache_entries)
         self._commit_lists: LRU[RepoRef, tuple[float, list[str]]] = LRU(max(100, repo_cache_entries // 20))
         self._inflight: dict[Any, asyncio.Future] = {}
@@ -296,7 +254,7 @@ class RepoState:
             raise ServiceUnavailable("the mirror cannot read this commit; retry later") from exc
         view.unmirrored = await self.run(read_unmirrored, self.store, repo, sha)
         view.unmirrored_expires = time.monotonic() + self.refs_ttl
-        self._manifests.put((repo, sha), view)
+        self._manifests.put((repo, sha), view, view.weight)
         return view
 
     async def unmirrored(self, repo: RepoRef, view: ManifestView) -> frozenset[str]:

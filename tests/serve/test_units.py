@@ -140,6 +140,18 @@ def test_lru_forgets_the_least_recently_used() -> None:
     assert len(lru) == 3 and lru.get("b") is None and lru.get("a") == 0 and lru.get("d") == 3
 
 
+def test_weighted_lru_is_bounded_by_weight_and_refuses_oversized_items() -> None:
+    from serve.repo_state import LRU
+
+    lru: LRU[str, str] = LRU(100, max_item=25)
+    lru.put("huge", "x", 26)  # would evict a quarter of the cache by itself: not kept
+    for key in "abcde":
+        lru.put(key, key, 25)
+    assert lru.get("huge") is None and lru.get("a") is None and lru.weight == 100 and len(lru) == 4
+    lru.put("b", "B", 5)  # replacing an entry re-weighs it
+    assert lru.get("b") == "B" and lru.weight == 80
+
+
 def test_ondemand_settings_are_closed_by_default_and_read_the_environment(monkeypatch) -> None:
     from serve.config import load_serve_settings
 
