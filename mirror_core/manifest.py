@@ -185,12 +185,18 @@ class Refs(_Model):
             validate_commit_sha(sha)
         return v
 
+    @field_validator("gated")
+    @classmethod
+    def _gated(cls, v: bool | str | None) -> bool | str | None:
+        """Not gated is False, however it was spelled; readers then test plain truth."""
+        return False if v in ("", "false") else v
+
     @property
     def restricted(self) -> bool | None:
         """True if private or gated upstream; None if not recorded (readers must then fail closed)."""
         if self.private is None or self.gated is None:
             return None
-        return self.private or self.gated not in (False, "", "false")
+        return self.private or bool(self.gated)
 
     def default_revision(self) -> tuple[str, str] | None:
         """(name, sha) a bare repo URL means: `main`, else the first branch, tag, convert or PR by name."""

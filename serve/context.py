@@ -61,7 +61,7 @@ async def restriction(ctx: AppContext, repo: RepoRef, entry: RefsEntry) -> tuple
     assert refs is not None
     if refs.restricted is None:
         return True, "manual"
-    return bool(refs.private), refs.gated if refs.restricted and refs.gated not in ("", "false") else False
+    return bool(refs.private), refs.gated or False
 
 
 async def open_repo(ctx: AppContext, candidates: list[Target], identity: Identity, *,

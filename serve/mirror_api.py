@@ -25,6 +25,7 @@ from mirror_core.settings import airflow_knobs
 from serve.api import json_response
 from serve.auth import Identity
 from serve.errors import AuthRequired, BadRequest, HFError, RouteNotFound
+from serve.listing import visible_to
 
 if TYPE_CHECKING:
     from serve.context import AppContext
@@ -112,7 +113,7 @@ async def cache_stats(ctx: AppContext, request: Request, identity: Identity, cat
     if catalog is None:
         return json_response({"repos": {"total": 0}, "catalog_built_at": None})
     visible = visibility(catalog, identity)
-    allowed = True if identity.admin else [i for t, i in catalog.restricted_ids() if visible(t, i)]
+    allowed = visible_to(catalog, identity)
     stats = catalog.stats()
     by_type = {t: n for t in ("models", "datasets", "spaces") if (n := catalog.count(type=t, restricted=allowed))}
     logical, stored = stats.get("logical_bytes", 0), stats.get("stored_bytes", 0)
@@ -138,8 +139,7 @@ async def cache_repos(ctx: AppContext, request: Request, identity: Identity, cat
         raise BadRequest(f"type must be model, dataset or space, not {repo_type[:20]!r}")
     if catalog is None:
         return json_response({"items": [], "pagination": _pagination(page, limit, 0)})
-    allowed = True if identity.admin else [i for t, i in catalog.restricted_ids()
-                                           if identity.granted(RepoRef.parse(i, t))]
+    allowed = visible_to(catalog, identity)
     filters = {"type": repo_type, "tags": [t for t in q.getlist("tag") if t], "gated": gated_param(q),
                "min_size": int_param(q, "sizeGte", None), "max_size": int_param(q, "sizeLte", None),
                "restricted": allowed}

@@ -22,12 +22,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from mirror_core.catalog import Catalog
 from mirror_core.history import read_jobs
 from mirror_core.layout import TRENDING_LATEST, URL_PREFIXES, RepoRef, blob_key
 from serve import mirror_api
 from serve.auth import Identity
 from serve.errors import AuthRequired, BadRequest, HFError, RepoNotFound, RouteNotFound
+from serve.listing import visible_to
 from serve.repo_state import default_sha, repo_ref
 
 if TYPE_CHECKING:
@@ -105,11 +105,6 @@ def routes(ctx: AppContext) -> list[Route]:
 
         return endpoint
 
-    def granted(catalog: Catalog, who: Identity) -> bool | list[str]:
-        if who.admin:
-            return True
-        return [i for t, i in catalog.restricted_ids() if who.granted(RepoRef.parse(i, t))]
-
     async def index(request: Request, who: Identity) -> Response:
         q = request.query_params
         text = (q.get("q") or "").strip()
@@ -128,7 +123,7 @@ def routes(ctx: AppContext) -> list[Route]:
         catalog = await ctx.catalog.get()
         rows, total = [], 0
         if catalog is not None:
-            filters["restricted"] = granted(catalog, who)
+            filters["restricted"] = visible_to(catalog, who)
             total = catalog.count(text or None, **filters)
             found = catalog.search(text or None, sort=sort, limit=size, offset=(page_no - 1) * size, **filters)
             rows = [{"id": r.repo_id, "type": r.repo_type[:-1], "url": repo_url(r.repo_type, r.repo_id),
