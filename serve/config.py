@@ -42,7 +42,8 @@ class ServeSettings(BaseSettings):
     redirect_min_size: int = Field(default=8 * 1024**2, ge=0, description="smaller bodies are always proxied")
     presign_seconds: int = Field(default=600, ge=10, le=7 * 24 * 3600)
     chunk_size: int = Field(default=1024**2, ge=64 * 1024, le=64 * 1024**2)
-    verify_full_gets: bool = Field(default=True, description="hash proxied full GETs; abort on mismatch")
+    verify_full_gets: Literal["fast", "sha256", "off"] = Field(
+        default="fast", description="check proxied full GETs (serve.resolve.BodyCheck); abort on mismatch")
     refs_ttl: float = Field(default=5.0, ge=0, description="seconds a refs.json read is trusted")
     missing_ttl: float = Field(default=5.0, ge=0, description="seconds an absent repo is remembered")
     list_ttl: float = Field(default=30.0, ge=0, description="seconds before checking for a new catalog")
@@ -76,7 +77,7 @@ class ServeSettings(BaseSettings):
     runtime_dir: Path | None = Field(default=None, description="state shared by the workers (on-demand limits)")
     page_size: int = Field(default=1000, ge=1, le=10_000)
     expand_page_size: int = Field(default=50, ge=1, le=10_000)
-    access_log: bool = Field(default=True, description="JSON line per request on stderr, written in batches")
+    access_log: bool = Field(default=False, description="JSON line per request on stderr, written in batches")
 
     @field_validator("public_url", "airflow_url", "upstream_url")
     @classmethod
@@ -84,6 +85,15 @@ class ServeSettings(BaseSettings):
         if v is not None and not v.startswith(("http://", "https://")):
             raise ValueError(f"{v!r} must be an http:// or https:// URL")
         return v.rstrip("/") if v else v
+
+    @field_validator("verify_full_gets", mode="before")
+    @classmethod
+    def _verify_bool(cls, v: Any) -> Any:
+        """The switch was a boolean before it had modes: true still means checked, false off."""
+        words = {"true": "fast", "1": "fast", "yes": "fast", "false": "off", "0": "off", "no": "off"}
+        if isinstance(v, bool):
+            return "fast" if v else "off"
+        return words.get(v.strip().lower(), v) if isinstance(v, str) else v
 
     @field_validator("tokens", mode="before")
     @classmethod

@@ -161,6 +161,7 @@ class RepoState:
         self.pages: LRU[Any, Any] = LRU(page_cache_bytes, max_item=page_cache_bytes // 4)  # by answer bytes
         self._missing_commits: LRU[tuple[RepoRef, str], float] = LRU(repo_cache_entries)
         self._commit_lists: LRU[RepoRef, tuple[float, list[str]]] = LRU(max(100, repo_cache_entries // 20))
+        self.fingerprints: LRU[str, int] = LRU(100_000)  # body sha256 -> xxh3 of bytes that matched it
         self._inflight: dict[Any, asyncio.Future] = {}
         self.limiter = anyio.CapacityLimiter(64)
         self.stream_limiter = anyio.CapacityLimiter(512)  # one reader thread per proxied large body

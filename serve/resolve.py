@@ -2,8 +2,9 @@
 
 Headers follow HF_API_CONTRACT.md §1.2: `X-Repo-Commit`, `ETag` (git blob sha1, or sha256 for LFS,
 also as `X-Linked-Etag`), `X-Linked-Size`, an exact `Content-Length` on HEAD, `Accept-Ranges`, and
-never an Xet header. Proxied full GETs are hashed while streaming and the last chunk is held back until
-the hash matches, so a corrupt body ends in a broken connection, never in wrong bytes on disk.
+never an Xet header. Proxied full GETs are checked while streaming and the last chunk is held back until
+the check passes, so a corrupt body ends in a broken connection, never in wrong bytes on disk (BodyCheck
+says against what).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from urllib.parse import quote
 
 import anyio
+import xxhash
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
@@ -30,7 +32,7 @@ from mirror_core.manifest import FileEntry
 from serve import metrics
 from serve.context import AppContext, OpenRepo
 from serve.errors import EntryNotFound, NotMirrored, RangeNotSatisfiable, RevisionNotFound, ServiceUnavailable
-from serve.repo_state import ManifestView
+from serve.repo_state import LRU, ManifestView
 
 log = logging.getLogger("hubmirror.serve.resolve")
 
@@ -139,11 +141,50 @@ async def resolve_file(ctx: AppContext, request: Request, opened: OpenRepo) -> R
         return RawResponse(200, full)
     byte_range = parse_range(request.headers.get("range"), f.size)
     if byte_range is None:
-        return BlobStream(ctx, f, 0, f.size, 200, full, verify=settings.verify_full_gets)
+        return BlobStream(ctx, f, 0, f.size, 200, full, verify=settings.verify_full_gets != "off")
     start, end = byte_range
     headers = {**file_headers(sha, f), "Content-Length": str(end - start + 1),
                "Content-Range": f"bytes {start}-{end}/{f.size}"}
     return BlobStream(ctx, f, start, end - start + 1, 206, _encode(headers), verify=False)
+
+
+class BodyCheck:
+    """What one full proxied GET is checked against, and what it leaves for the next GET of the body.
+
+    sha256 costs 0.65 CPU seconds per GiB even with SHA-NI, more than all the copying a proxy does, so
+    hashing every GET would halve proxy throughput on a machine whose cores S3 and the clients share.
+    Mode "fast" (the default) hashes a body's first full GET in this worker with sha256, takes the xxh3-64
+    fingerprint of the same bytes (26 GiB/s), and once the sha256 matched remembers the fingerprint:
+    later full GETs are checked against it, so every byte served is still compared with bytes whose
+    sha256 was proven. A mismatch forgets it. xxh3 catches corruption, not forgery; whoever can write
+    the bucket can rewrite manifests too. Mode "sha256" hashes every full GET.
+    """
+
+    def __init__(self, sha256: str, fingerprints: LRU[str, int], mode: str) -> None:
+        self.sha256, self.fingerprints = sha256, fingerprints
+        self.known = fingerprints.get(sha256) if mode == "fast" else None
+        self.hasher = hashlib.sha256() if self.known is None else None
+        self.fingerprint = xxhash.xxh3_64() if mode == "fast" else None
+
+    def update(self, chunk: bytes) -> None:
+        """Called from a worker thread: both hashes release the GIL on large chunks."""
+        if self.hasher is not None:
+            self.hasher.update(chunk)
+        if self.fingerprint is not None:
+            self.fingerprint.update(chunk)
+
+    def passed(self) -> bool:
+        if self.hasher is not None:
+            if self.hasher.hexdigest() != self.sha256:
+                return False
+            if self.fingerprint is not None:
+                self.fingerprints.put(self.sha256, self.fingerprint.intdigest())
+            return True
+        assert self.fingerprint is not None
+        if self.fingerprint.intdigest() == self.known:
+            return True
+        self.fingerprints.pop(self.sha256)  # the next GET proves the bytes with sha256 again
+        return False
 
 
 class BlobStream:
@@ -161,7 +202,8 @@ class BlobStream:
         if self.length == 0:
             return
         ctx, f = self.ctx, self.f
-        self.body = await ctx.state.run(ctx.store.open, blob_key(f.sha256), self.offset, self.length)
+        whole = self.offset == 0 and self.length == f.size  # no Range header: S3 servers serve that cheaper
+        self.body = await ctx.state.run(ctx.store.open, blob_key(f.sha256), self.offset, 0 if whole else self.length)
         if self.body is None:
             flag_body(ctx, f, "missing")
             raise ServiceUnavailable(f"the body of {f.path} is missing from the object store; a repair was requested",
@@ -175,20 +217,20 @@ class BlobStream:
             await send({"type": "http.response.start", "status": self.status_code, "headers": raw_headers})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
-        hasher = hashlib.sha256() if self.verify else None
+        check = BodyCheck(f.sha256, ctx.state.fingerprints, ctx.settings.verify_full_gets) if self.verify else None
         if self.length <= ctx.settings.chunk_size:
-            await self._send_small(send, body, hasher)
+            await self._send_small(send, body, check)
             return
         chunks: queue.Queue[bytes | Exception] = queue.Queue(maxsize=_READ_AHEAD)
         ready = asyncio.Event()
         stop = threading.Event()
         loop = asyncio.get_running_loop()
-        # The reader thread owns the S3 body from here on: it reads (and hashes) ahead of the socket,
-        # so S3, hashing and the client proceed in parallel instead of taking turns.
-        # A second thread hashes what the reader read, so reading S3 and hashing overlap too.
-        to_hash: queue.Queue[bytes] | None = queue.Queue(maxsize=2 * _READ_AHEAD) if hasher is not None else None
+        # The reader thread owns the S3 body from here on: it reads ahead of the socket, so S3, the
+        # check and the client proceed in parallel instead of taking turns. A second thread checks what
+        # the reader read, so reading S3 and hashing overlap too.
+        to_hash: queue.Queue[bytes] | None = queue.Queue(maxsize=2 * _READ_AHEAD) if check is not None else None
         hashing = asyncio.ensure_future(anyio.to_thread.run_sync(
-            _hash_all, hasher, to_hash, stop, limiter=ctx.state.stream_limiter)) if to_hash is not None else None
+            _check_all, check, to_hash, stop, limiter=ctx.state.stream_limiter)) if to_hash is not None else None
         reader = asyncio.ensure_future(anyio.to_thread.run_sync(
             _read_ahead, body, ctx.settings.chunk_size, to_hash, chunks, stop, lambda: loop.call_soon_threadsafe(
                 ready.set), limiter=ctx.state.stream_limiter))
@@ -215,7 +257,7 @@ class BlobStream:
                 pending = item
             if hashing is not None:
                 await hashing
-            if not self._complete(sent + len(pending), hasher):
+            if not self._complete(sent + len(pending), check):
                 return  # returning before more_body=False makes the server drop the connection
             await send({"type": "http.response.body", "body": pending, "more_body": False})
             sent += len(pending)
@@ -226,15 +268,15 @@ class BlobStream:
                     task.add_done_callback(lambda t: t.cancelled() or t.exception())
             metrics.BYTES.labels("proxy").inc(sent)
 
-    async def _send_small(self, send: Send, body: Any, hasher: Any) -> None:
+    async def _send_small(self, send: Send, body: Any, check: BodyCheck | None) -> None:
         def read_all() -> bytes:
             try:
                 data = body.read(decode_content=False)  # stored bytes as they are, no decoder copy
             finally:
                 body.close()
                 body.release_conn()
-            if hasher is not None:
-                hasher.update(data)
+            if check is not None:
+                check.update(data)
             return data
 
         try:
@@ -243,19 +285,19 @@ class BlobStream:
             log.error("object store read of %s failed: %s", self.f.sha256, exc)
             data = b""
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        if not self._complete(len(data), hasher):
+        if not self._complete(len(data), check):
             return
         await send({"type": "http.response.body", "body": data, "more_body": False})
         metrics.BYTES.labels("proxy").inc(len(data))
 
-    def _complete(self, total: int, hasher: Any) -> bool:
-        """Whether the body read from S3 is whole and (when hashed) the one the manifest names."""
+    def _complete(self, total: int, check: BodyCheck | None) -> bool:
+        """Whether the body read from S3 is whole and (when checked) the one the manifest names."""
         if total != self.length:
             log.error("object store returned %d bytes of %s, expected %d", total, self.f.sha256, self.length)
             flag_body(self.ctx, self.f, "truncated")
             return False
-        if hasher is not None and hasher.hexdigest() != self.f.sha256:
-            flag_body(self.ctx, self.f, "sha256 mismatch")
+        if check is not None and not check.passed():
+            flag_body(self.ctx, self.f, "sha256 mismatch" if check.hasher is not None else "fingerprint mismatch")
             return False
         return True
 
@@ -294,8 +336,8 @@ def _read_ahead(body: Any, chunk_size: int, to_hash: queue.Queue | None, chunks:
         body.release_conn()
 
 
-def _hash_all(hasher: Any, to_hash: queue.Queue, stop: threading.Event) -> None:
-    """Hasher thread: feed chunks in order until b"" (hashlib releases the GIL on large buffers)."""
+def _check_all(check: BodyCheck, to_hash: queue.Queue, stop: threading.Event) -> None:
+    """Checker thread: feed chunks in order until b"" (both hashes release the GIL on large buffers)."""
     while not stop.is_set():
         try:
             chunk = to_hash.get(timeout=0.5)
@@ -303,7 +345,7 @@ def _hash_all(hasher: Any, to_hash: queue.Queue, stop: threading.Event) -> None:
             continue
         if not chunk:
             return
-        hasher.update(chunk)
+        check.update(chunk)
 
 
 def flag_body(ctx: AppContext, f: FileEntry, problem: str) -> None:

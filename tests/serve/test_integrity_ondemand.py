@@ -6,6 +6,7 @@ Airflow REST API that records the DAG runs it is asked for.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Iterator
@@ -23,31 +24,42 @@ from tests.serve.server import ServeProcess, start_serve
 
 
 @pytest.fixture
-def served(bucket_settings: Settings, store: Store, airflow: FakeAirflow,
+def served(request: pytest.FixtureRequest, bucket_settings: Settings, store: Store, airflow: FakeAirflow,
            tmp_path: Path) -> Iterator[tuple[ServeProcess, dict]]:
     files = {"big.bin": os.urandom(5 * 1024 * 1024 + 3), "small.txt": b"small body\n"}
     publish(store, RepoRef.parse("org/model"), files, lfs={"big.bin"})
-    env = {**airflow_env(airflow), "HUBMIRROR_SERVE_RUNTIME_DIR": str(tmp_path)}
+    env = {**airflow_env(airflow), "HUBMIRROR_SERVE_RUNTIME_DIR": str(tmp_path),
+           "HUBMIRROR_SERVE_VERIFY_FULL_GETS": getattr(request, "param", "fast")}
     handle = start_serve(bucket_settings, extra_env=env)
     yield handle, files
     handle.stop()
 
 
+def _damage(store: Store, good: bytes) -> bytes:
+    """Replace the stored body with other bytes of the same length; returns them."""
+    bad = bytes([good[0] ^ 0xFF]) + good[1:]
+    store.put_bytes(blob_key(hashlib.sha256(good).hexdigest()), bad)
+    return bad
+
+
+def _broken(url: str) -> bool:
+    """Whether a full GET ends in a broken transfer (the body stops short of its Content-Length)."""
+    try:
+        httpx.get(url, timeout=30).raise_for_status()
+    except httpx.HTTPError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("served", ["fast", "sha256"], indirect=True)
 @pytest.mark.parametrize("name", ["big.bin", "small.txt"])
 def test_corrupt_body_aborts_full_get(name: str, served, store: Store, airflow: FakeAirflow) -> None:
-    import hashlib
-
     serve, files = served
     url = f"{serve.url}/org/model/resolve/main/{name}"
     assert httpx.get(url, timeout=30).content == files[name]  # intact: served whole
-    good = files[name]
-    bad = bytes([good[0] ^ 0xFF]) + good[1:]
-    sha256 = hashlib.sha256(good).hexdigest()
-    store.put_bytes(blob_key(sha256), bad)  # same length, other bytes
-    with pytest.raises(httpx.HTTPError):  # RemoteProtocolError: the body ends short of Content-Length
-        r = httpx.get(url, timeout=30)
-        r.raise_for_status()
-        assert r.content != bad
+    bad = _damage(store, files[name])
+    assert _broken(url)
+    sha256 = hashlib.sha256(files[name]).hexdigest()
     assert wait_for(lambda: ("hubmirror_verify", {"dry_run": False, "sha256": [sha256]}) in airflow.runs)
     metrics = httpx.get(f"{serve.url}/metrics").text
     assert "hubmirror_serve_integrity_failures_total 1.0" in metrics
@@ -76,3 +88,29 @@ def test_bad_request_paths_are_clean(served) -> None:
         r = httpx.get(serve.url + path)
         assert 400 <= r.status_code < 500 and r.headers.get("x-error-code"), (path, r.status_code)
     assert "Traceback" not in serve.log()
+
+
+@pytest.mark.parametrize("name", ["big.bin", "small.txt"])
+def test_fast_check_proves_with_sha256_then_catches_with_the_fingerprint(name: str, served, store: Store) -> None:
+    """Mode `fast`: corruption is caught before any GET proved the body (sha256) and after (xxh3)."""
+    serve, files = served
+    url = f"{serve.url}/org/model/resolve/main/{name}"
+    good = files[name]
+    _damage(store, good)
+    assert _broken(url)  # never proven: hashed with sha256, refused
+    assert "sha256 mismatch" in serve.log()
+    store.put_bytes(blob_key(hashlib.sha256(good).hexdigest()), good)  # repaired
+    assert httpx.get(url, timeout=30).content == good  # proven now: its fingerprint is remembered
+    _damage(store, good)
+    assert _broken(url)
+    assert "fingerprint mismatch" in serve.log()
+    store.put_bytes(blob_key(hashlib.sha256(good).hexdigest()), good)
+    assert httpx.get(url, timeout=30).content == good  # forgotten at the mismatch, proven again
+
+
+@pytest.mark.parametrize("served", ["off"], indirect=True)
+def test_unchecked_mode_serves_what_is_stored(served, store: Store) -> None:
+    """`off` is what it says (the bench's baseline for what a check costs): the stored bytes go out."""
+    serve, files = served
+    bad = _damage(store, files["big.bin"])
+    assert httpx.get(f"{serve.url}/org/model/resolve/main/big.bin", timeout=30).content == bad

@@ -165,3 +165,60 @@ def test_ondemand_settings_are_closed_by_default_and_read_the_environment(monkey
     monkeypatch.setenv("HUBMIRROR_SERVE_ONDEMAND_ALLOW", "org/*, datasets:org/*")
     settings = load_serve_settings(s3=s3)
     assert settings.ondemand_anonymous and settings.ondemand_allow == ["org/*", "datasets:org/*"]
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (None, "fast"), ("fast", "fast"), ("sha256", "sha256"), ("off", "off"),
+    ("true", "fast"), ("1", "fast"), ("false", "off"), ("0", "off"),  # the earlier boolean switch still works
+])
+def test_verify_mode_defaults_to_fast_and_accepts_the_old_boolean(monkeypatch, value, expected) -> None:
+    from serve.config import load_serve_settings
+
+    s3 = {"endpoint": "http://127.0.0.1:1", "access_key": "k", "secret_key": "s", "bucket": "b", "region": "r"}
+    if value is not None:
+        monkeypatch.setenv("HUBMIRROR_SERVE_VERIFY_FULL_GETS", value)
+    settings = load_serve_settings(s3=s3)
+    assert settings.verify_full_gets == expected
+    assert settings.access_log is False  # off unless asked for: it costs ~20% of HEAD throughput
+
+
+def test_bad_verify_mode_is_refused_with_the_choices_named(monkeypatch) -> None:
+    from mirror_core.errors import ConfigError
+    from serve.config import load_serve_settings
+
+    s3 = {"endpoint": "http://127.0.0.1:1", "access_key": "k", "secret_key": "s", "bucket": "b", "region": "r"}
+    monkeypatch.setenv("HUBMIRROR_SERVE_VERIFY_FULL_GETS", "md5")
+    with pytest.raises(ConfigError, match="HUBMIRROR_SERVE_VERIFY_FULL_GETS.*'fast', 'sha256' or 'off'"):
+        load_serve_settings(s3=s3)
+
+
+def test_body_check_remembers_only_proven_bytes() -> None:
+    """A fingerprint is remembered only after sha256 matched, and forgotten at the first mismatch."""
+    import hashlib
+    import os
+
+    from serve.repo_state import LRU
+    from serve.resolve import BodyCheck
+
+    good = os.urandom(3 * 1024 * 1024)
+    bad = good[:-1] + bytes([good[-1] ^ 1])
+    sha = hashlib.sha256(good).hexdigest()
+    memo: LRU[str, int] = LRU(10)
+
+    def check(data: bytes, mode: str = "fast") -> BodyCheck:
+        c = BodyCheck(sha, memo, mode)
+        for i in range(0, len(data), 1024 * 1024):
+            c.update(data[i:i + 1024 * 1024])
+        return c
+
+    first = check(bad)
+    assert first.hasher is not None and not first.passed() and memo.get(sha) is None  # bad bytes teach nothing
+    proven = check(good)
+    assert proven.hasher is not None and proven.passed() and memo.get(sha) is not None
+    later = check(good)
+    assert later.hasher is None and later.passed()  # no sha256 any more: the fingerprint suffices
+    caught = check(bad)
+    assert caught.hasher is None and not caught.passed() and memo.get(sha) is None
+    assert check(good).hasher is not None  # after a mismatch the body is proven with sha256 again
+    every = check(good, "sha256")
+    assert every.hasher is not None and every.passed()
