@@ -228,9 +228,12 @@ class BlobStream:
         # The reader thread owns the S3 body from here on: it reads ahead of the socket, so S3, the
         # check and the client proceed in parallel instead of taking turns. A second thread checks what
         # the reader read, so reading S3 and hashing overlap too.
-        to_hash: queue.Queue[bytes] | None = queue.Queue(maxsize=2 * _READ_AHEAD) if check is not None else None
-        hashing = asyncio.ensure_future(anyio.to_thread.run_sync(
-            _check_all, check, to_hash, stop, limiter=ctx.state.stream_limiter)) if to_hash is not None else None
+        to_hash: queue.Queue[bytes] | None = None
+        hashing = None
+        if check is not None:
+            to_hash = queue.Queue(maxsize=2 * _READ_AHEAD)
+            hashing = asyncio.ensure_future(anyio.to_thread.run_sync(
+                _check_all, check, to_hash, stop, limiter=ctx.state.stream_limiter))
         reader = asyncio.ensure_future(anyio.to_thread.run_sync(
             _read_ahead, body, ctx.settings.chunk_size, to_hash, chunks, stop, lambda: loop.call_soon_threadsafe(
                 ready.set), limiter=ctx.state.stream_limiter))
