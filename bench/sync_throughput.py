@@ -66,7 +66,7 @@ print(json.dumps({"seconds": seconds, "ok": result.ok, "error": result.error,
                   "bytes_fetched": result.bytes_fetched, "peak_rss": hwm}))
 """
 # Where the stream engine's CPU goes, by the innermost frame that names a stage (py-spy raw stacks).
-STAGES = (("S3 upload (minio, urllib3 send)", ("_upload_part",)),
+STAGES = (("S3 upload (presigned part PUT, urllib3 send)", ("upload_part",)),
           ("sha256", ("hashing.py",)),
           ("download (urllib3 recv, copy into part buffers)", ("iter_body", "_ChunkReader", "fetch (")))
 
