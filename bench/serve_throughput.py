@@ -6,6 +6,8 @@ Prints (everything interleaved in rounds, so drift in the machine's load hits ev
      streaming (what huggingface_hub uses), for each HUBMIRROR_SERVE_VERIFY_FULL_GETS mode: `fast` (the
      default: sha256 on a body's first full GET in a worker, then its xxh3 fingerprint), `sha256` (every
      GET hashed) and `off`                                                           goal >= 0.8
+     and through `--mode redirect` (the 302 followed to the presigned URL: what clients get where they
+     can reach S3);
      and where the time goes: CPU seconds per GiB of the S3 server, serve (event loop thread vs
      S3-read/check threads) and the client; a check's share is its mode minus `off`.
   2. redirect mode's added latency per request (302 + presigned GET vs a direct S3 GET of a range)
@@ -15,7 +17,7 @@ Prints (everything interleaved in rounds, so drift in the machine's load hits ev
   4. the access log's cost: HEAD req/s with HUBMIRROR_SERVE_ACCESS_LOG on vs off (1 worker).
   5. p50/p99 latency of model_info and of a 1000-entry tree page under the same load.
 
-Not a test: run `python bench/serve_throughput.py [--size-mib 1024] [--seconds 3] [--rounds 3]`.
+Not a test: run `python bench/serve_throughput.py [--size-mib 1024] [--seconds 3] [--rounds 5]`.
 Everything binds 127.0.0.1; every server started here is stopped by its PID.
 """
 
@@ -224,7 +226,7 @@ def stream_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, fl
     """Bytes, seconds and client CPU seconds of one streamed GET with httpx (1 MiB reads, nothing kept)."""
     started, cpu = time.perf_counter(), time.process_time()
     n = 0
-    with httpx.stream("GET", url, headers=headers, timeout=300) as r:
+    with httpx.stream("GET", url, headers=headers, timeout=300, follow_redirects=True) as r:
         r.raise_for_status()
         for chunk in r.iter_raw(MIB):
             n += len(chunk)
@@ -234,7 +236,7 @@ def stream_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, fl
 def curl_get(url: str) -> tuple[int, float, float]:
     """Bytes, seconds and client CPU seconds of one GET with curl into /dev/null."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = subprocess.run(["curl", "-sSf", "-o", "/dev/null", "-w", "%{size_download} %{time_total}", url],
+    out = subprocess.run(["curl", "-sSfL", "-o", "/dev/null", "-w", "%{size_download} %{time_total}", url],
                          capture_output=True, text=True, timeout=300, check=True).stdout.split()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
@@ -308,15 +310,17 @@ def spread(values: list[float], fmt: str = "{:.0f}") -> str:
 GOAL_VARIANT = "proxy, fast check"
 
 
-def bench_get(s3_pid: int, direct_url: str, proxies: dict[str, tuple[subprocess.Popen, str]], size: int,
-              rounds: int) -> None:
+def bench_get(s3_pid: int, direct_url: str, proxies: dict[str, tuple[subprocess.Popen, str]],
+              redirect: tuple[subprocess.Popen, str], size: int, rounds: int) -> None:
     big = "/bench/big/resolve/main/big.bin"
     variants = {"direct S3 GET": (None, direct_url),
-                **{f"proxy, {mode}": (proc, url + big) for mode, (proc, url) in proxies.items()}}
+                **{f"proxy, {mode}": (proc, url + big) for mode, (proc, url) in proxies.items()},
+                "redirect: 302, then S3": (redirect[0], redirect[1] + big)}
     clients = {"curl": curl_get, "httpx": stream_get} if shutil.which("curl") else {"httpx": stream_get}
     speed: dict[tuple[str, str], list[float]] = {}
     cpu: dict[tuple[str, str], list[dict[str, float]]] = {}
     first = {}
+    stream_get(direct_url)  # S3's own caches warm, so the first proxied GET is not also S3's first read
     for mode, (_, url) in proxies.items():  # each worker's first full GET: hashed with sha256 in every mode but off
         n, seconds, _ = stream_get(url + big)
         first[mode] = n / seconds / MIB
@@ -360,7 +364,7 @@ def bench_get(s3_pid: int, direct_url: str, proxies: dict[str, tuple[subprocess.
     for client in clients:
         direct = totals[(client, "direct S3 GET")]
         bounds = ", ".join(f"{name.removeprefix('proxy, ')} {direct / totals[(client, name)]:.2f}"
-                           for name in variants if name.startswith("proxy"))
+                           for name in variants if not name.startswith("direct"))
         print(f"   {client:5s} ratio when CPU is the bottleneck (direct CPU / proxy CPU): {bounds}")
     print("   (serve loop = the event-loop thread: HTTP and socket writes to the client; the other threads read S3"
           " and check;\n    a check's share is its row minus `off`. Proxying needs the S3 server's and the client's"
@@ -461,11 +465,11 @@ def main() -> int:
         modes = {"fast check": "fast", "sha256 every GET": "sha256", "off": "off"}
         proxies = {name: started(start_serve(s3_env, extra={"HUBMIRROR_SERVE_VERIFY_FULL_GETS": mode}))
                    for name, mode in modes.items()}
-        bench_get(s3.pid, direct_url, proxies, args.size_mib * MIB, args.rounds)
+        redirect_proc, redirect_url = started(start_serve(s3_env, "redirect"))
+        bench_get(s3.pid, direct_url, proxies, (redirect_proc, redirect_url), args.size_mib * MIB, args.rounds)
         for proc, _ in proxies.values():
             _stop(proc)
 
-        redirect_proc, redirect_url = started(start_serve(s3_env, "redirect"))
         small_range = {"Range": "bytes=0-1023"}
         with httpx.Client(follow_redirects=True, timeout=30) as c:
             direct = mean_latency(lambda: c.get(direct_url, headers=small_range).raise_for_status(), 200)

@@ -64,7 +64,7 @@ def print_verify(report: VerifyReport) -> None:
     table.add_row("repos / manifests", f"{report.repos} / {report.manifests}")
     table.add_row("bodies in bucket", f"{report.blobs} ({decimal(report.blob_bytes)})")
     table.add_row("bodies re-hashed", f"{report.checked} ({decimal(report.bytes_checked)}, "
-                                      f"{decimal(report.throughput)}/s)")
+                                      f"{decimal(int(report.throughput))}/s)")
     table.add_row("missing / corrupt", f"{len(report.missing)} / {len(report.corrupt)}")
     if report.repair:
         table.add_row("repaired / still broken", f"{report.repaired} / {len(report.unresolved)}")

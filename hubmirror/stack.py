@@ -32,6 +32,7 @@ from typing import Any
 
 import httpx
 import yaml
+from pydantic import SecretStr
 
 from hubmirror.embedded_s3 import EmbeddedS3, free_port, start_embedded_s3, write_private
 from mirror_core.errors import ConfigError, StackError
@@ -395,7 +396,7 @@ def run_up(args: Any, settings: Settings) -> int:
             env["HUBMIRROR_UPSTREAM_TOKEN"] = token
         if config_file:
             env["HUBMIRROR_CONFIG"] = str(Path(config_file).resolve())
-        Store(S3Settings(endpoint=s3.endpoint, access_key=s3.access_key, secret_key=s3.secret_key,
+        Store(S3Settings(endpoint=s3.endpoint, access_key=s3.access_key, secret_key=SecretStr(s3.secret_key),
                          bucket=settings.s3_bucket, region="us-east-1")).ensure_bucket()
         # the writer's keys (the CLI writes like the DAGs do); the demo's fake token, never a real one (already set)
         env_file = write_env_file(data_dir / "env", {k: v for k, v in env.items()
