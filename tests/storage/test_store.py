@@ -79,3 +79,24 @@ def test_conditional_put_lets_only_one_writer_win(store: Store):
     with pytest.raises(ConflictError):
         store.put_if("repos/x/refs.json", b"stale writer", etag)
     assert store.get_bytes("repos/x/refs.json") == b"v2" and store.get_with_etag("nope") is None
+
+
+def test_multipart_upload_through_presigned_part_urls(store: Store, bucket_settings):
+    """Parts go to presigned URLs (unsigned payload); the object appears whole, only on complete."""
+    import os
+
+    key = "blobs/multipart-test"
+    parts = [os.urandom(5 * 1024 * 1024), os.urandom(1024 * 1024 + 7)]
+    upload_id = store.start_upload(key)
+    done = [store.upload_part(key, upload_id, n, memoryview(data)) for n, data in enumerate(parts, 1)]
+    assert store.get_bytes(key) is None
+    store.complete_upload(key, upload_id, done)
+    assert store.get_bytes(key) == b"".join(parts)
+
+    with pytest.raises(StorageError, match="part 1 of blobs/other.*NoSuchUpload"):
+        store.upload_part("blobs/other", "no-such-upload-id", 1, b"x")
+    wrong = bucket_settings.model_copy(update={"s3_secret_key": SecretStr("wrong")})
+    upload_id = store.start_upload(key)
+    with pytest.raises(StorageError, match="HUBMIRROR_S3_SECRET_KEY"):
+        Store(wrong.s3).upload_part(key, upload_id, 1, b"x")
+    store.abort_upload(key, upload_id)
