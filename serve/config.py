@@ -20,6 +20,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from mirror_core.errors import ConfigError
 from mirror_core.settings import S3Settings, load_settings
 
+_VERIFY_BOOLEANS = {"true": "fast", "1": "fast", "yes": "fast", "false": "off", "0": "off", "no": "off"}
+
 
 class TokenGrant(BaseModel):
     """One mirror token: who it is and which restricted repos (fnmatch on `type:id` or `id`) it may read."""
@@ -90,10 +92,9 @@ class ServeSettings(BaseSettings):
     @classmethod
     def _verify_bool(cls, v: Any) -> Any:
         """The switch was a boolean before it had modes: true still means checked, false off."""
-        words = {"true": "fast", "1": "fast", "yes": "fast", "false": "off", "0": "off", "no": "off"}
         if isinstance(v, bool):
             return "fast" if v else "off"
-        return words.get(v.strip().lower(), v) if isinstance(v, str) else v
+        return _VERIFY_BOOLEANS.get(v.strip().lower(), v) if isinstance(v, str) else v
 
     @field_validator("tokens", mode="before")
     @classmethod

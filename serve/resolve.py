@@ -141,11 +141,13 @@ async def resolve_file(ctx: AppContext, request: Request, opened: OpenRepo) -> R
         return RawResponse(200, full)
     byte_range = parse_range(request.headers.get("range"), f.size)
     if byte_range is None:
-        return BlobStream(ctx, f, 0, f.size, 200, full, verify=settings.verify_full_gets != "off")
+        mode = settings.verify_full_gets
+        check = None if mode == "off" else BodyCheck(f.sha256, ctx.state.fingerprints, mode)
+        return BlobStream(ctx, f, 0, f.size, 200, full, check)
     start, end = byte_range
     headers = {**file_headers(sha, f), "Content-Length": str(end - start + 1),
                "Content-Range": f"bytes {start}-{end}/{f.size}"}
-    return BlobStream(ctx, f, start, end - start + 1, 206, _encode(headers), verify=False)
+    return BlobStream(ctx, f, start, end - start + 1, 206, _encode(headers))  # a range cannot be checked
 
 
 class BodyCheck:
@@ -191,10 +193,9 @@ class BlobStream:
     """An ASGI response streaming a blob range from S3 in large chunks, in constant memory."""
 
     def __init__(self, ctx: AppContext, f: FileEntry, offset: int, length: int, status: int,
-                 raw_headers: list[tuple[bytes, bytes]], *, verify: bool) -> None:
+                 raw_headers: list[tuple[bytes, bytes]], check: BodyCheck | None = None) -> None:
         self.ctx, self.f, self.offset, self.length = ctx, f, offset, length
-        self.status_code, self.raw_headers = status, raw_headers
-        self.verify = verify and offset == 0 and length == f.size
+        self.status_code, self.raw_headers, self.check = status, raw_headers, check
         self.body: Any = None
 
     async def prepare(self) -> None:
@@ -217,7 +218,7 @@ class BlobStream:
             await send({"type": "http.response.start", "status": self.status_code, "headers": raw_headers})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
-        check = BodyCheck(f.sha256, ctx.state.fingerprints, ctx.settings.verify_full_gets) if self.verify else None
+        check = self.check
         if self.length <= ctx.settings.chunk_size:
             await self._send_small(send, body, check)
             return
