@@ -10,6 +10,7 @@ says against what).
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import json
 import logging
@@ -168,8 +169,8 @@ class BodyCheck:
         self.hasher = hashlib.sha256() if self.known is None else None
         self.fingerprint = xxhash.xxh3_64() if mode == "fast" else None
 
-    def update(self, chunk: bytes) -> None:
-        """Called from a worker thread: both hashes release the GIL on large chunks."""
+    def update(self, chunk: bytes | memoryview) -> None:
+        """Called from the reader thread: both hashes release the GIL on large chunks."""
         if self.hasher is not None:
             self.hasher.update(chunk)
         if self.fingerprint is not None:
@@ -222,54 +223,54 @@ class BlobStream:
         if self.length <= ctx.settings.chunk_size:
             await self._send_small(send, body, check)
             return
-        chunks: queue.Queue[bytes | Exception] = queue.Queue(maxsize=_READ_AHEAD)
+        size = ctx.settings.chunk_size
+        free: queue.Queue[bytearray] = queue.Queue()
+        for _ in range(_READ_AHEAD + _IN_WRITE_BUFFER + 1):
+            free.put(bytearray(size))
+        filled: queue.Queue[tuple[bytearray, int] | Exception] = queue.Queue()
         ready = asyncio.Event()
         stop = threading.Event()
         loop = asyncio.get_running_loop()
-        # The reader thread owns the S3 body from here on: it reads ahead of the socket, so S3, the
-        # check and the client proceed in parallel instead of taking turns. A second thread checks what
-        # the reader read, so reading S3 and hashing overlap too.
-        to_hash: queue.Queue[bytes] | None = None
-        hashing = None
-        if check is not None:
-            to_hash = queue.Queue(maxsize=2 * _READ_AHEAD)
-            hashing = asyncio.ensure_future(anyio.to_thread.run_sync(
-                _check_all, check, to_hash, stop, limiter=ctx.state.stream_limiter))
+        # The reader thread owns the S3 body from here on: it reads (and checks) ahead of the socket, so
+        # S3 and the client proceed in parallel instead of taking turns.
         reader = asyncio.ensure_future(anyio.to_thread.run_sync(
-            _read_ahead, body, ctx.settings.chunk_size, to_hash, chunks, stop, lambda: loop.call_soon_threadsafe(
-                ready.set), limiter=ctx.state.stream_limiter))
+            _read_ahead, body, check, free, filled, stop, lambda: loop.call_soon_threadsafe(ready.set),
+            limiter=ctx.state.stream_limiter))
+        written: collections.deque[bytearray] = collections.deque()
         sent = 0
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": raw_headers})
-            pending = b""
+            pending: tuple[bytearray, int] | None = None
             while True:
                 try:
-                    item = chunks.get_nowait()
+                    item = filled.get_nowait()
                 except queue.Empty:
                     ready.clear()
-                    if chunks.empty():
+                    if filled.empty():
                         await ready.wait()
                     continue
                 if isinstance(item, Exception):  # S3 died mid-body: the client must see a broken transfer
                     log.error("object store read of %s failed after %d bytes: %s", f.sha256, sent, item)
                     return
-                if not item:
+                if not item[1]:
                     break
-                if pending:
-                    await send({"type": "http.response.body", "body": pending, "more_body": True})
-                    sent += len(pending)
+                if pending is not None:
+                    await send({"type": "http.response.body", "body": memoryview(pending[0])[:pending[1]],
+                                "more_body": True})
+                    sent += pending[1]
+                    written.append(pending[0])
+                    if len(written) > _IN_WRITE_BUFFER:
+                        free.put(written.popleft())
                 pending = item
-            if hashing is not None:
-                await hashing
-            if not self._complete(sent + len(pending), check):
+            last = b"" if pending is None else memoryview(pending[0])[:pending[1]]
+            if not self._complete(sent + len(last), check):
                 return  # returning before more_body=False makes the server drop the connection
-            await send({"type": "http.response.body", "body": pending, "more_body": False})
-            sent += len(pending)
+            await send({"type": "http.response.body", "body": last, "more_body": False})
+            sent += len(last)
         finally:
             stop.set()
-            for task in (reader, hashing):
-                if task is not None and not task.done():
-                    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            if not reader.done():
+                reader.add_done_callback(lambda t: t.cancelled() or t.exception())
             metrics.BYTES.labels("proxy").inc(sent)
 
     async def _send_small(self, send: Send, body: Any, check: BodyCheck | None) -> None:
@@ -307,49 +308,40 @@ class BlobStream:
 
 
 _READ_AHEAD = 4
+# uvicorn waits for the socket to drain before it writes, not after: a chunk handed to `send` may still
+# be in the transport's buffer until two more chunks were sent, so its buffer is reused only then.
+_IN_WRITE_BUFFER = 2
 
 
-def _put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
-    """Blocking put that gives up once the response is over (client gone)."""
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=0.5)
-            return True
-        except queue.Full:
-            continue
-    return False
+def _read_ahead(body: Any, check: BodyCheck | None, free: queue.Queue[bytearray],
+                filled: queue.Queue[tuple[bytearray, int] | Exception], stop: threading.Event,
+                wake: Callable[[], Any]) -> None:
+    """Reader thread: fill free buffers from S3 and check them; (buffer, 0) at the end, or the error.
 
-
-def _read_ahead(body: Any, chunk_size: int, to_hash: queue.Queue | None, chunks: queue.Queue,
-                stop: threading.Event, wake: Callable[[], Any]) -> None:
-    """Reader thread: S3 chunks into a bounded queue (and to the hasher); b"" at the end, or the error."""
+    Reading into reused buffers, straight from http.client (urllib3's readinto copies once more), spares
+    a fresh allocation, and the page faults that come with it, per chunk.
+    """
+    raw = getattr(body, "_fp", None) or body  # the http.client response under urllib3's, if it is there
     try:
         while not stop.is_set():
             try:
-                item: bytes | Exception = body.read(chunk_size, decode_content=False)
+                buffer = free.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            try:
+                n = raw.readinto(buffer)
+                if check is not None and n:
+                    check.update(memoryview(buffer)[:n])
+                item: tuple[bytearray, int] | Exception = (buffer, n)
             except Exception as exc:
                 item = exc
-            if to_hash is not None:
-                _put(to_hash, item if isinstance(item, bytes) else b"", stop)
-            _put(chunks, item, stop)
+            filled.put(item)
             wake()
-            if not isinstance(item, bytes) or not item:
+            if isinstance(item, Exception) or not n:
                 return
     finally:
         body.close()
         body.release_conn()
-
-
-def _check_all(check: BodyCheck, to_hash: queue.Queue, stop: threading.Event) -> None:
-    """Checker thread: feed chunks in order until b"" (both hashes release the GIL on large buffers)."""
-    while not stop.is_set():
-        try:
-            chunk = to_hash.get(timeout=0.5)
-        except queue.Empty:
-            continue
-        if not chunk:
-            return
-        check.update(chunk)
 
 
 def flag_body(ctx: AppContext, f: FileEntry, problem: str) -> None:

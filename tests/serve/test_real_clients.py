@@ -318,3 +318,32 @@ def test_memory_stays_bounded_under_concurrent_downloads(synced: Synced, serve_p
         digests = list(pool.map(fetch, range(16)))
     assert digests == [expected[2]] * 16
     assert peak[0] - before < 16 * 12, f"serve grew from {before:.0f} to {peak[0]:.0f} MiB"
+
+
+def test_a_slow_client_gets_every_byte_intact(synced: Synced, serve_proxy: ServeProcess) -> None:
+    """A client slower than S3 keeps serve's write buffer full for the whole body: a chunk's buffer must not
+    be refilled from S3 while the socket still holds its bytes (what the reader thread reuses)."""
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    expected = upstream_files(synced, corpus.LARGE_MODEL, "models")["pytorch_model.bin"]
+    address = urlsplit(serve_proxy.url)
+    path = f"/{corpus.LARGE_MODEL}/resolve/main/pytorch_model.bin"
+    received = bytearray()
+    deadline = time.monotonic() + 60
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)  # before connect: a small window
+        sock.settimeout(30)
+        sock.connect((address.hostname, address.port))
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: mirror\r\nConnection: close\r\n\r\n".encode())
+        while time.monotonic() < deadline:
+            data = sock.recv(64 * 1024)
+            if not data:
+                break
+            received += data
+            time.sleep(0.0005)
+    head, _, body = bytes(received).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head[:200]
+    assert len(body) == expected[0], "the body was cut short (or the 60 s budget ran out)"
+    assert hashlib.sha256(body).hexdigest() == expected[2]
