@@ -9,7 +9,7 @@ Prints (everything interleaved in rounds, so drift in the machine's load hits ev
      and through `--mode redirect` (the 302 followed to the presigned URL: what clients get where they
      can reach S3);
      and where the time goes: CPU seconds per GiB of the S3 server, serve (event loop thread vs
-     S3-read/check threads) and the client; a check's share is its mode minus `off`.
+     sha256 threads) and the client; a check's share is its mode minus `off`.
   2. redirect mode's added latency per request (302 + presigned GET vs a direct S3 GET of a range)
   3. HEAD /resolve req/s, 32 keep-alive clients: serve with 1 and 2 workers (goal: 2 >= 1), each
      against a do-nothing Starlette app under uvicorn with the same worker count, the CPU each
@@ -346,7 +346,7 @@ def bench_get(s3_pid: int, direct_url: str, proxies: dict[str, tuple[subprocess.
     print("   first full GET of the body in a fresh worker (httpx): "
           + ", ".join(f"{mode} {rate:.0f} MiB/s" for mode, rate in first.items()))
     print(f"   where the time goes, CPU seconds per GiB (median; {os.cpu_count()} cores shared by all):")
-    print("                                  S3 server   serve loop   serve S3 read+check   client   total")
+    print("                                  S3 server   serve loop   serve threads   client   total")
     totals: dict[tuple[str, str], float] = {}
     for client in clients:
         for name in variants:
@@ -359,17 +359,17 @@ def bench_get(s3_pid: int, direct_url: str, proxies: dict[str, tuple[subprocess.
             total = med("s3") + serve + med("client")
             threads = f"{serve - loop:10.2f}" if serve else "         -"
             totals[(client, name)] = total
-            print(f"   {client:5s} {name:22s} {med('s3'):9.2f}   {loop:10.2f}   {threads}             "
+            print(f"   {client:5s} {name:22s} {med('s3'):9.2f}   {loop:10.2f}   {threads}       "
                   f"{med('client'):6.2f}  {total:6.2f}")
     for client in clients:
         direct = totals[(client, "direct S3 GET")]
         bounds = ", ".join(f"{name.removeprefix('proxy, ')} {direct / totals[(client, name)]:.2f}"
                            for name in variants if not name.startswith("direct"))
         print(f"   {client:5s} ratio when CPU is the bottleneck (direct CPU / proxy CPU): {bounds}")
-    print("   (serve loop = the event-loop thread: HTTP and socket writes to the client; the other threads read S3"
-          " and check;\n    a check's share is its row minus `off`. Proxying needs the S3 server's and the client's"
-          " CPU plus serve's,\n    so when all three share the cores the ratio is bounded by CPU, not by serve's"
-          " design.)")
+    print("   (serve loop = the event-loop thread: HTTP, reading S3's socket, xxh3, writing the client's socket;"
+          " serve threads:\n    sha256 checks; a check's share is its row minus `off`. Proxying needs the S3"
+          " server's and the client's\n    CPU plus serve's, so when all three share the cores the ratio is bounded"
+          " by CPU, not by serve's design.)")
 
 
 def bench_heads(s3_pid: int, servers: dict[str, tuple[subprocess.Popen, str]], seconds: float, rounds: int) -> None:

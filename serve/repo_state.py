@@ -164,7 +164,7 @@ class RepoState:
         self.fingerprints: LRU[str, int] = LRU(100_000)  # body sha256 -> xxh3 of bytes that matched it
         self._inflight: dict[Any, asyncio.Future] = {}
         self.limiter = anyio.CapacityLimiter(64)
-        self.stream_limiter = anyio.CapacityLimiter(512)  # one reader thread per proxied large body
+        self.stream_limiter = anyio.CapacityLimiter(512)  # threads for proxied bodies: sha256 checks, TLS reads
 
     # -- plumbing ----------------------------------------------------------------------------
 

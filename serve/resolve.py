@@ -10,14 +10,11 @@ says against what).
 from __future__ import annotations
 
 import asyncio
-import collections
 import hashlib
+import itertools
 import json
 import logging
 import mimetypes
-import queue
-import threading
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
@@ -34,6 +31,7 @@ from serve import metrics
 from serve.context import AppContext, OpenRepo
 from serve.errors import EntryNotFound, NotMirrored, RangeNotSatisfiable, RevisionNotFound, ServiceUnavailable
 from serve.repo_state import LRU, ManifestView
+from serve.s3_body import S3Body
 
 log = logging.getLogger("hubmirror.serve.resolve")
 
@@ -169,8 +167,16 @@ class BodyCheck:
         self.hasher = hashlib.sha256() if self.known is None else None
         self.fingerprint = xxhash.xxh3_64() if mode == "fast" else None
 
+    def start(self, chunk: memoryview, limiter: anyio.CapacityLimiter) -> asyncio.Future | None:
+        """Check a chunk: xxh3 alone at once (it is quick enough for the event loop); sha256 (0.65 ms per
+        MiB) in a thread, returning its future so the next chunk is read meanwhile (await it first)."""
+        if self.hasher is None:
+            self.update(chunk)
+            return None
+        return asyncio.ensure_future(anyio.to_thread.run_sync(self.update, chunk, limiter=limiter))
+
     def update(self, chunk: bytes | memoryview) -> None:
-        """Called from the reader thread: both hashes release the GIL on large chunks."""
+        """Both hashes release the GIL on large chunks."""
         if self.hasher is not None:
             self.hasher.update(chunk)
         if self.fingerprint is not None:
@@ -204,12 +210,26 @@ class BlobStream:
         if self.length == 0:
             return
         ctx, f = self.ctx, self.f
-        whole = self.offset == 0 and self.length == f.size  # no Range header: S3 servers serve that cheaper
-        self.body = await ctx.state.run(ctx.store.open, blob_key(f.sha256), self.offset, 0 if whole else self.length)
+        self.body = await ctx.state.run(self._open)
         if self.body is None:
             flag_body(ctx, f, "missing")
             raise ServiceUnavailable(f"the body of {f.path} is missing from the object store; a repair was requested",
                                      retry_after=60)
+
+    def _open(self) -> Any:
+        """In a worker thread: the S3 body, made an S3Body when it is streamed in chunks."""
+        ctx, f = self.ctx, self.f
+        whole = self.offset == 0 and self.length == f.size  # no Range header: S3 servers serve that cheaper
+        body = ctx.store.open(blob_key(f.sha256), self.offset, 0 if whole else self.length)
+        if body is None or self.length <= ctx.settings.chunk_size:
+            return body
+        source = S3Body(body, ctx.state.stream_limiter)
+        try:
+            source.take_socket(ctx.settings.chunk_size)
+        except Exception as exc:
+            source.close()
+            raise StorageError(f"reading {f.sha256} failed right after its headers: {exc}") from exc
+        return source
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx, f = self.ctx, self.f
@@ -220,57 +240,40 @@ class BlobStream:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
         check = self.check
-        if self.length <= ctx.settings.chunk_size:
+        if not isinstance(body, S3Body):
             await self._send_small(send, body, check)
             return
-        size = ctx.settings.chunk_size
-        free: queue.Queue[bytearray] = queue.Queue()
-        for _ in range(_READ_AHEAD + _IN_WRITE_BUFFER + 1):
-            free.put(bytearray(size))
-        filled: queue.Queue[tuple[bytearray, int] | Exception] = queue.Queue()
-        ready = asyncio.Event()
-        stop = threading.Event()
-        loop = asyncio.get_running_loop()
-        # The reader thread owns the S3 body from here on: it reads (and checks) ahead of the socket, so
-        # S3 and the client proceed in parallel instead of taking turns.
-        reader = asyncio.ensure_future(anyio.to_thread.run_sync(
-            _read_ahead, body, check, free, filled, stop, lambda: loop.call_soon_threadsafe(ready.set),
-            limiter=ctx.state.stream_limiter))
-        written: collections.deque[bytearray] = collections.deque()
+        buffers = [memoryview(bytearray(ctx.settings.chunk_size)) for _ in range(_BUFFERS)]
         sent = 0
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": raw_headers})
-            pending: tuple[bytearray, int] | None = None
-            while True:
+            pending = hashing = None
+            for i in itertools.count():
+                buffer = buffers[i % len(buffers)]
                 try:
-                    item = filled.get_nowait()
-                except queue.Empty:
-                    ready.clear()
-                    if filled.empty():
-                        await ready.wait()
-                    continue
-                if isinstance(item, Exception):  # S3 died mid-body: the client must see a broken transfer
-                    log.error("object store read of %s failed after %d bytes: %s", f.sha256, sent, item)
+                    n = await body.fill(buffer)
+                except Exception as exc:  # S3 died mid-body: the client must see a broken transfer
+                    log.error("object store read of %s failed after %d bytes: %r", f.sha256, sent, exc)
                     return
-                if not item[1]:
+                if not n:
                     break
+                if hashing is not None:
+                    await hashing
+                if check is not None:
+                    hashing = check.start(buffer[:n], ctx.state.stream_limiter)
                 if pending is not None:
-                    await send({"type": "http.response.body", "body": memoryview(pending[0])[:pending[1]],
-                                "more_body": True})
-                    sent += pending[1]
-                    written.append(pending[0])
-                    if len(written) > _IN_WRITE_BUFFER:
-                        free.put(written.popleft())
-                pending = item
-            last = b"" if pending is None else memoryview(pending[0])[:pending[1]]
+                    await send({"type": "http.response.body", "body": pending, "more_body": True})
+                    sent += len(pending)
+                pending = buffer[:n]
+            if hashing is not None:
+                await hashing
+            last = pending or b""
             if not self._complete(sent + len(last), check):
                 return  # returning before more_body=False makes the server drop the connection
             await send({"type": "http.response.body", "body": last, "more_body": False})
             sent += len(last)
         finally:
-            stop.set()
-            if not reader.done():
-                reader.add_done_callback(lambda t: t.cancelled() or t.exception())
+            body.close()
             metrics.BYTES.labels("proxy").inc(sent)
 
     async def _send_small(self, send: Send, body: Any, check: BodyCheck | None) -> None:
@@ -307,41 +310,11 @@ class BlobStream:
         return True
 
 
-_READ_AHEAD = 4
-# uvicorn waits for the socket to drain before it writes, not after: a chunk handed to `send` may still
-# be in the transport's buffer until two more chunks were sent, so its buffer is reused only then.
-_IN_WRITE_BUFFER = 2
-
-
-def _read_ahead(body: Any, check: BodyCheck | None, free: queue.Queue[bytearray],
-                filled: queue.Queue[tuple[bytearray, int] | Exception], stop: threading.Event,
-                wake: Callable[[], Any]) -> None:
-    """Reader thread: fill free buffers from S3 and check them; (buffer, 0) at the end, or the error.
-
-    Reading into reused buffers, straight from http.client (urllib3's readinto copies once more), spares
-    a fresh allocation, and the page faults that come with it, per chunk.
-    """
-    raw = getattr(body, "_fp", None) or body  # the http.client response under urllib3's, if it is there
-    try:
-        while not stop.is_set():
-            try:
-                buffer = free.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            try:
-                n = raw.readinto(buffer)
-                if check is not None and n:
-                    check.update(memoryview(buffer)[:n])
-                item: tuple[bytearray, int] | Exception = (buffer, n)
-            except Exception as exc:
-                item = exc
-            filled.put(item)
-            wake()
-            if isinstance(item, Exception) or not n:
-                return
-    finally:
-        body.close()
-        body.release_conn()
+# Chunk i of a proxied body is read into buffer i % _BUFFERS. The chunk read last is held back until the
+# next one is read (the last of all until the check passed), and uvicorn waits for the socket to drain
+# before it writes, not after: a chunk handed to `send` may be in the transport's buffer until two more
+# were sent. So four buffers: one filling, one held back, two maybe not yet written.
+_BUFFERS = 4
 
 
 def flag_body(ctx: AppContext, f: FileEntry, problem: str) -> None:
