@@ -244,11 +244,16 @@ class BlobStream:
             await self._send_small(send, body, check)
             return
         buffers = [memoryview(bytearray(ctx.settings.chunk_size)) for _ in range(_BUFFERS)]
+        # uvicorn's `send` returns quietly once the client is gone: without a watch, a client that hangs up
+        # at once would still have serve read the whole body from S3, a cheap way to load the bucket.
+        gone = asyncio.ensure_future(_disconnect(receive))
         sent = 0
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": raw_headers})
             pending = hashing = None
             for i in itertools.count():
+                if gone.done():
+                    return
                 buffer = buffers[i % len(buffers)]
                 try:
                     n = await body.fill(buffer)
@@ -273,6 +278,7 @@ class BlobStream:
             await send({"type": "http.response.body", "body": last, "more_body": False})
             sent += len(last)
         finally:
+            gone.cancel()
             body.close()
             metrics.BYTES.labels("proxy").inc(sent)
 
@@ -308,6 +314,12 @@ class BlobStream:
             flag_body(self.ctx, self.f, "sha256 mismatch" if check.hasher is not None else "fingerprint mismatch")
             return False
         return True
+
+
+async def _disconnect(receive: Receive) -> None:
+    """Returns once the client has gone (a GET's request body, empty, is received first)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 # Chunk i of a proxied body is read into buffer i % _BUFFERS. The chunk read last is held back until the

@@ -347,3 +347,33 @@ def test_a_slow_client_gets_every_byte_intact(synced: Synced, serve_proxy: Serve
     assert head.startswith(b"HTTP/1.1 200"), head[:200]
     assert len(body) == expected[0], "the body was cut short (or the 60 s budget ran out)"
     assert hashlib.sha256(body).hexdigest() == expected[2]
+
+
+def test_a_client_that_hangs_up_stops_the_s3_read(synced: Synced, serve_proxy: ServeProcess) -> None:
+    """Hanging up after the first MiB ends serve's read of the 40 MiB body: a client cannot make serve read
+    whole bodies from S3 for nothing (the proxied-bytes counter shows what was read and sent)."""
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    import httpx
+
+    def proxied() -> float:
+        for line in httpx.get(f"{serve_proxy.url}/metrics").text.splitlines():
+            if line.startswith('hubmirror_serve_body_bytes_total{mode="proxy"}'):
+                return float(line.split()[-1])
+        return 0.0
+
+    size = upstream_files(synced, corpus.LARGE_MODEL, "models")["pytorch_model.bin"][0]
+    address = urlsplit(serve_proxy.url)
+    before = proxied()
+    with socket.create_connection((address.hostname, address.port), timeout=30) as sock:
+        sock.sendall(f"GET /{corpus.LARGE_MODEL}/resolve/main/pytorch_model.bin HTTP/1.1\r\nHost: mirror\r\n\r\n"
+                     .encode())
+        received = 0
+        while received < 1024 * 1024:
+            received += len(sock.recv(65536))
+    deadline = time.monotonic() + 10
+    while proxied() == before and time.monotonic() < deadline:  # counted when the response ends (within ~1 s)
+        time.sleep(0.2)
+    assert before < proxied() < before + size / 2
