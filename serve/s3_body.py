@@ -1,9 +1,10 @@
 """An S3 body read into the caller's buffers, for proxied GETs.
 
 urllib3 sends the request and reads the status and headers, with its timeouts and errors. A body that
-comes over plain TCP with a Content-Length is then read on the event loop straight from the socket:
-one copy (kernel to buffer) and no thread hop per chunk, which the bench showed cost about a seventh of
-serve's CPU per GiB. Anything else (TLS, a chunked body) is read through urllib3 in a worker thread.
+comes over plain TCP with a Content-Length is then read on the event loop straight from the socket: one
+copy (kernel to buffer), no thread hop and no allocation per chunk. Against the reader thread that
+handed fresh `bytes` to the loop, serve's CPU per proxied GiB fell by 30 % (0.89 to 0.62 with curl in
+one same-run A/B). Anything else (TLS, a chunked body) is read through urllib3 in a worker thread.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import anyio
 
 
 class S3Body:
+    """One S3 response's body; `take_socket` decides how it is read, `fill` reads it, `close` ends it."""
+
     def __init__(self, body: Any, limiter: anyio.CapacityLimiter) -> None:
         self.body, self.limiter = body, limiter
         self.head = b""  # what http.client had buffered past the headers
