@@ -357,7 +357,8 @@ def bench_get(s3_pid: int, direct_url: str, proxies: dict[str, tuple[subprocess.
 
             serve, loop = med("serve"), med("loop")
             total = med("s3") + serve + med("client")
-            threads = f"{serve - loop:10.2f}" if serve else "         -"
+            others = statistics.median(r.get("serve", 0.0) - r.get("loop", 0.0) for r in rows) / gib
+            threads = f"{others:10.2f}" if serve else "         -"
             totals[(client, name)] = total
             print(f"   {client:5s} {name:22s} {med('s3'):9.2f}   {loop:10.2f}   {threads}       "
                   f"{med('client'):6.2f}  {total:6.2f}")
