@@ -322,7 +322,7 @@ def test_memory_stays_bounded_under_concurrent_downloads(synced: Synced, serve_p
 
 def test_a_slow_client_gets_every_byte_intact(synced: Synced, serve_proxy: ServeProcess) -> None:
     """A client slower than S3 keeps serve's write buffer full for the whole body: a chunk's buffer must not
-    be refilled from S3 while the socket still holds its bytes (what the reader thread reuses)."""
+    be refilled from S3 while the socket still holds its bytes (serve reuses four buffers per stream)."""
     import socket
     import time
     from urllib.parse import urlsplit
