@@ -25,7 +25,7 @@ def file_record(routes: Routes, repo_type: str, repo_id: str, path: str, revisio
     repo = routes.corpus.get(repo_type, repo_id)
     commit = repo.resolve(revision) if repo else None
     entry = commit.files.get(path) if commit else None
-    if entry is None:
+    if commit is None or entry is None:
         return error(404, None, f"no {path!r} at {revision!r} in {repo_type} {repo_id!r}")
     return JSONResponse(
         {
@@ -165,9 +165,9 @@ async def admin(routes: Routes, request: Request, segs: list[str]) -> Response:
     if action == "tag" and method == "POST":
         data = await request.json()
         repo = routes.corpus.get(data["repo_type"], data["repo_id"])
-        commit = repo.resolve(data.get("revision", "main")) if repo else None
-        if commit is None:
+        tagged = repo.resolve(data.get("revision", "main")) if repo else None
+        if repo is None or tagged is None:
             return error(404, None, f"no revision {data.get('revision')!r} in {data['repo_id']!r}")
-        repo.tags[data["tag"]] = commit.sha
-        return JSONResponse({"sha": commit.sha})
+        repo.tags[data["tag"]] = tagged.sha
+        return JSONResponse({"sha": tagged.sha})
     return error(404, None, f"unknown admin endpoint {'/'.join(segs)!r} ({method})")

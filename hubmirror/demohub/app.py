@@ -87,7 +87,7 @@ def body_response(request: Request, blob: Blob, headers: dict) -> Response:
     """200/206/416 with exact Content-Length, also on HEAD (Starlette would otherwise say 0)."""
     headers = {**headers, "Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"}
     span = parse_range(request.headers.get("range"), blob.size)
-    if span == "416":
+    if isinstance(span, str):  # "416"
         return error(
             416,
             None,
@@ -383,6 +383,7 @@ class Routes:
     def redirect(self, request: Request, repo: Repo, entry: RepoFile, headers: dict) -> Response:
         """302 to the CDN with the metadata on the 3xx itself (the client reads it there, §1.3)."""
         expires = int(time.time()) + int(self.traffic.config["cdn_ttl"])
+        assert entry.body is not None  # resolve answered 404 for a file with no body
         sha = entry.body.sha256
         name = quote(entry.path.rsplit("/", 1)[-1])
         query = f"filename={name}&expires={expires}&signature={self.sign(sha, expires)}"

@@ -186,7 +186,7 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 def _counting_send(send: Callable, entry: dict, fault: Fault | None, method: str) -> Callable:
-    state = {"length": None, "sent": 0}
+    state: dict[str, int] = {"length": 0, "sent": 0}  # length 0: not announced
 
     async def counted(message: dict) -> None:
         if message["type"] == "http.response.start":
@@ -211,7 +211,7 @@ def _counting_send(send: Callable, entry: dict, fault: Fault | None, method: str
                     entry["bytes"] += len(keep)
                 raise InjectedDrop(f"connection dropped after {state['sent']} body bytes (injected)")
             if fault.action == "corrupt":
-                target = fault.offset if fault.offset is not None else (state["length"] or 0) // 2
+                target = fault.offset if fault.offset is not None else state["length"] // 2
                 if start <= target < start + len(body):
                     entry["fault"] = "corrupt"
                     mutable = bytearray(body)

@@ -19,6 +19,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -47,7 +48,7 @@ class FakeHubHandle:
         """`service` reads everything (gated, private); `no_access` is valid but can't read those."""
         return {"service": self.service_token, "no_access": NO_ACCESS_TOKEN}
 
-    def _call(self, method: str, action: str, **kwargs) -> object:
+    def _call(self, method: str, action: str, **kwargs: Any) -> Any:
         response = httpx.request(method, f"{self.url}/_fakehub/{action}", timeout=30, **kwargs)
         if response.status_code >= 400:
             raise RuntimeError(f"fakehub admin {action} failed: {response.status_code} {response.text}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 from hubmirror.demohub.repos import Commit, Repo, RepoFile
 
@@ -223,7 +224,7 @@ def tree(repo: Repo, commit: Commit, path: str, *, recursive: bool, expand: bool
 
 def commit_item(commit: Commit, formatted: bool) -> dict:
     body = commit.message.split("\n", 1)[1].strip() if "\n" in commit.message else ""
-    out = {
+    out: dict[str, Any] = {
         "id": commit.sha,
         "title": commit.title,
         "message": body,
