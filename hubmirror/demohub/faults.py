@@ -20,6 +20,8 @@ MAX_LOG = 200_000
 Scope = dict
 ASGIApp = Callable[[Scope, Callable, Callable], Awaitable[None]]
 
+_GROUPS = {"error": "answer", "rate_limit": "answer", "redirect": "answer", "drop": "body", "corrupt": "body"}
+
 
 class InjectedDrop(Exception):
     """Raised mid-body so the server closes the connection with the response incomplete."""
@@ -99,7 +101,16 @@ class Traffic:
             self.log.append(entry)
 
     def pick(self, kind: str, method: str, path: str, headers: dict[str, str]) -> list[Fault]:
-        return [f for f in self.faults if f.matches(kind, method, path, headers) and f.should_fire()]
+        """The faults that fire on this request: delays add up, but one request gets at most one answer
+        fault and one body fault (the first rule that matches); the rest keep their counts for later."""
+        fired: list[Fault] = []
+        taken: set[str] = set()
+        for f in self.faults:
+            group = _GROUPS.get(f.action, f.action)
+            if f.matches(kind, method, path, headers) and (group == "delay" or group not in taken) and f.should_fire():
+                fired.append(f)
+                taken.add(group)
+        return fired
 
 
 async def _send_json(send: Callable, status: int, body: dict, headers: list[tuple[bytes, bytes]]) -> int:

@@ -80,6 +80,15 @@ def test_error_and_rate_limit_faults_fire_the_requested_number_of_times(hub):
     assert hub.counters()["resolve"]["requests"] == 3
 
 
+def test_one_request_gets_one_answer_fault(hub):
+    """Two answer rules that match one request: the first answers it, the second waits for the next."""
+    hub.set_faults({"action": "error", "kind": "resolve", "status": 502, "count": 1},
+                   {"action": "rate_limit", "kind": "resolve", "path": "config.json", "retry_after": 1, "count": 1})
+    url = f"{hub.url}/{SMALL_MODEL}/resolve/main/config.json"
+    assert [httpx.head(url).status_code for _ in range(3)] == [502, 429, 200]
+    assert [f["fired"] for f in hub.faults()] == [1, 1]
+
+
 def test_drop_corrupt_and_delay_faults(hub):
     location = cdn_location(hub, LARGE_MODEL, "pytorch_model.bin")
     clean = httpx.get(location, headers={"range": "bytes=0-65535"}).content

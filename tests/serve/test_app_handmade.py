@@ -87,6 +87,8 @@ def test_get_full_range_and_416(client: TestClient, world) -> None:
     r = client.get("/org/model/resolve/main/weights.bin", headers={"Range": "bytes=100-107"})
     assert r.status_code == 206 and r.content == big[100:108]
     assert r.headers["content-range"] == f"bytes 100-107/{len(big)}"
+    r = client.get("/org/model/resolve/main/weights.bin", headers={"Range": "bytes=1000-"})  # streamed in chunks
+    assert r.status_code == 206 and r.content == big[1000:]
     r = client.get("/org/model/resolve/main/weights.bin", headers={"Range": f"bytes={len(big) - 5}-{len(big) + 99}"})
     assert r.status_code == 206 and r.content == big[-5:]
     r = client.get("/org/model/resolve/main/weights.bin", headers={"Range": f"bytes={len(big)}-"})
