@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from huggingface_hub import HfApi, HfFileSystem, hf_hub_download
@@ -24,6 +27,7 @@ from tests.serve.conftest import GRANTED_TOKEN, MIRRORED, UNGRANTED_TOKEN, Synce
 from tests.serve.server import ServeProcess, run_client
 
 RESTRICTED = {corpus.GATED_MODEL, corpus.PRIVATE_MODEL}
+LARGE_BIN = f"/{corpus.LARGE_MODEL}/resolve/main/pytorch_model.bin"
 
 SNAPSHOT_ALL = r'''
 import hashlib, json, os, sys
@@ -301,7 +305,7 @@ def test_memory_stays_bounded_under_concurrent_downloads(synced: Synced, serve_p
 
     import httpx
 
-    url = f"{serve_proxy.url}/{corpus.LARGE_MODEL}/resolve/main/pytorch_model.bin"
+    url = serve_proxy.url + LARGE_BIN
     expected = upstream_files(synced, corpus.LARGE_MODEL, "models")["pytorch_model.bin"]
     before = _rss_mib(serve_proxy.pid)
     peak = [before]
@@ -320,23 +324,25 @@ def test_memory_stays_bounded_under_concurrent_downloads(synced: Synced, serve_p
     assert peak[0] - before < 16 * 12, f"serve grew from {before:.0f} to {peak[0]:.0f} MiB"
 
 
+def _raw_get(serve: ServeProcess, path: str, receive_buffer: int | None = None) -> socket.socket:
+    """A GET sent on a plain socket, for a client that reads at its own pace or hangs up mid-body."""
+    address = urlsplit(serve.url)
+    sock = socket.socket()
+    if receive_buffer:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)  # before connect: sets the window
+    sock.settimeout(30)
+    sock.connect((address.hostname, address.port))
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: mirror\r\nConnection: close\r\n\r\n".encode())
+    return sock
+
+
 def test_a_slow_client_gets_every_byte_intact(synced: Synced, serve_proxy: ServeProcess) -> None:
     """A client slower than S3 keeps serve's write buffer full for the whole body: a chunk's buffer must not
     be refilled from S3 while the socket still holds its bytes (serve reuses four buffers per stream)."""
-    import socket
-    import time
-    from urllib.parse import urlsplit
-
     expected = upstream_files(synced, corpus.LARGE_MODEL, "models")["pytorch_model.bin"]
-    address = urlsplit(serve_proxy.url)
-    path = f"/{corpus.LARGE_MODEL}/resolve/main/pytorch_model.bin"
     received = bytearray()
     deadline = time.monotonic() + 60
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)  # before connect: a small window
-        sock.settimeout(30)
-        sock.connect((address.hostname, address.port))
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: mirror\r\nConnection: close\r\n\r\n".encode())
+    with _raw_get(serve_proxy, LARGE_BIN, receive_buffer=16 * 1024) as sock:
         while time.monotonic() < deadline:
             data = sock.recv(64 * 1024)
             if not data:
@@ -352,10 +358,6 @@ def test_a_slow_client_gets_every_byte_intact(synced: Synced, serve_proxy: Serve
 def test_a_client_that_hangs_up_stops_the_s3_read(synced: Synced, serve_proxy: ServeProcess) -> None:
     """Hanging up after the first MiB ends serve's read of the 40 MiB body: a client cannot make serve read
     whole bodies from S3 for nothing (the proxied-bytes counter shows what was read and sent)."""
-    import socket
-    import time
-    from urllib.parse import urlsplit
-
     import httpx
 
     def proxied() -> float:
@@ -365,11 +367,8 @@ def test_a_client_that_hangs_up_stops_the_s3_read(synced: Synced, serve_proxy: S
         return 0.0
 
     size = upstream_files(synced, corpus.LARGE_MODEL, "models")["pytorch_model.bin"][0]
-    address = urlsplit(serve_proxy.url)
     before = proxied()
-    with socket.create_connection((address.hostname, address.port), timeout=30) as sock:
-        sock.sendall(f"GET /{corpus.LARGE_MODEL}/resolve/main/pytorch_model.bin HTTP/1.1\r\nHost: mirror\r\n\r\n"
-                     .encode())
+    with _raw_get(serve_proxy, LARGE_BIN) as sock:
         received = 0
         while received < 1024 * 1024:
             received += len(sock.recv(65536))
